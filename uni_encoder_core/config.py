@@ -1,0 +1,285 @@
+"""Typed configuration: dataclasses for every part of the product, loaded from YAML.
+
+Every setting a user can change lives in one of these dataclasses. ``load_config`` reads a YAML
+file into a dataclass and rejects unknown keys and wrong types with a message that names the file,
+the dotted key and the expected type; ``save_config`` writes one back (atomically) so that a
+round trip gives an equal object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from uni_encoder_core.atomic_io import atomic_writer
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value does not match its schema."""
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class EncoderConfig:
+    """The shared image encoder (timm backbone, ``features_only``)."""
+
+    backbone: str = "swin_tiny_patch4_window7_224"
+    pretrained: str | None = None  # local weights file; never downloaded
+
+
+@dataclass
+class DepthConfig:
+    """TransDSSL-style depth decoder; depth = 1 / disparity in [1/max_depth, 1/min_depth]."""
+
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+
+
+@dataclass
+class PoseConfig:
+    """Multi-scale pose decoder (the paper's contribution)."""
+
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256, 256])
+    output_scale: float = 0.01
+
+
+@dataclass
+class MotionConfig:
+    """Scene-flow and motion-mask decoders (Dynamo-Depth style, non-linear refinement)."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    flow_scale: float = 0.005
+    ego_motion_scale: float = 100.0
+
+
+@dataclass
+class SegmentationConfig:
+    """OneFormer segmentation head on the shared encoder's features."""
+
+    num_classes: int = 19  # Cityscapes train ids
+    hidden_dim: int = 256
+    num_queries: int = 150
+    decoder_layers: int = 10
+    encoder_layers: int = 6  # deformable-attention layers in the pixel decoder
+    num_heads: int = 8
+    dim_feedforward: int = 2048
+    text_context_length: int = 77
+    max_seq_len: int = 77
+    tasks: list[str] = field(default_factory=lambda: ["panoptic", "instance", "semantic"])
+
+
+@dataclass
+class SteeringConfig:
+    """Attentive pooler over the coarsest tokens of the last ``window`` frames -> curvature (1/m)."""
+
+    window: int = 16
+    hidden_dim: int = 256
+    num_heads: int = 8
+
+
+@dataclass
+class ModelConfig:
+    """The unified multi-task model; ``height``/``width`` is the network input size (multiples of 32)."""
+
+    name: str = "swin_t"
+    height: int = 192
+    width: int = 512
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    steering: SteeringConfig = field(default_factory=SteeringConfig)
+    teacher_pose_backbone: str = "resnet18"
+    teacher_motion_backbone: str = "resnet18"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    """Where the training/evaluation data comes from and how it is shaped."""
+
+    kind: Literal["synthetic", "cityscapes", "kitti", "lane_keeping"] = "synthetic"
+    root: str = ""
+    split_file: str | None = None  # KITTI: monodepth2-format split file
+    height: int = 192
+    width: int = 512
+    crop_bottom: float = 0.25  # Cityscapes: fraction of rows removed at the bottom
+    frame_offsets: list[int] = field(default_factory=lambda: [-1, 0, 1])
+    num_workers: int = 0
+    seed: int = 0
+    synthetic_frames: int = 256
+
+
+# --------------------------------------------------------------------------- losses
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (paper eqs. 1-5); defaults are the paper's values."""
+
+    # eq. 1: supervised segmentation (OneFormer set criterion)
+    class_weight: float = 2.0
+    mask_bce_weight: float = 5.0
+    mask_dice_weight: float = 5.0
+    contrastive_weight: float = 0.5
+    contrastive_temperature: float = 0.07
+    no_object_weight: float = 0.1
+    # eq. 2: self-supervised
+    ssim_weight: float = 0.85
+    recon_weight: float = 1.0
+    smoothness_weight: float = 1e-3
+    flow_smoothness_weight: float = 1.0
+    mask_smoothness_weight: float = 1.0
+    motion_consistency_weight: float = 5.0
+    motion_sparsity_weight: float = 0.1
+    above_ground_weight: float = 0.1
+    automask: bool = True
+    # eq. 3: distillation
+    distil_flow_weight: float = 0.1
+    distil_mask_weight: float = 1e-3
+    # eq. 5: steering
+    steering_lambda: float = 0.1
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class StageConfig:
+    """One training stage: what trains, for how long, with which losses."""
+
+    name: str = "stage1"
+    model: str = "config/model/swin_t.yaml"
+    steps: int = 60000
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    batch_labelled: int = 3  # images for segmentation
+    batch_triplets: int = 3  # frame triplets for the self-supervised tasks
+    trainable: list[str] = field(default_factory=lambda: ["encoder", "depth", "pose", "segmentation"])
+    losses: list[str] = field(default_factory=lambda: ["sup", "ssup"])
+    distillation_teacher: str | None = None
+    init_from: str | None = None
+    amp: bool = False
+    grad_clip: float = 1.0
+    log_every: int = 50
+    image_every: int = 1000
+    checkpoint_every: int = 1000
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclass
+class PipelineConfig:
+    """Per-frame inference pipeline settings (shared by the ROS node and the CLI)."""
+
+    checkpoint: str = ""
+    device: str = "cpu"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    segmentation_tasks: list[str] = field(default_factory=lambda: ["panoptic"])
+    crop_bottom: float = 0.0
+    metric_scale: bool = False
+    camera_height: float = 1.5
+    max_frame_gap: float = 0.5  # s; a larger gap resets the temporal window
+    wheelbase: float = 2.7  # m
+    warmup_frames: int = 2
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def load_config(path: str | os.PathLike, cls: type[T]) -> T:
+    """Read ``path`` (YAML) into an instance of dataclass ``cls``.
+
+    Missing keys take their defaults; unknown keys and wrong types raise :class:`ConfigError`
+    naming the file, the dotted key and the expected type.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return from_dict(cls, raw, source=str(path))
+
+
+def from_dict(cls: type[T], raw: Any, source: str = "<dict>", prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a plain mapping, checking every key and type."""
+    where = prefix.rstrip(".") or "<top level>"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{unknown[0]}' in {cls.__name__} "
+            f"(known keys: {', '.join(sorted(known))})"
+        )
+    values = {name: _coerce(hints[name], raw[name], source, f"{prefix}{name}") for name in raw}
+    return cls(**values)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, source, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, source, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{source}: key '{key}' expects {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: key '{key}' expects one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: key '{key}' expects a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and type(value) is tp:
+        return value
+    raise ConfigError(
+        f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} ({value!r})"
+    )
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-data view of a config dataclass (what ``save_config`` writes)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: str | os.PathLike) -> None:
+    """Write ``config`` as YAML; the file is replaced atomically (temp file, fsync, rename)."""
+    with atomic_writer(path, "w") as fh:
+        yaml.safe_dump(to_dict(config), fh, sort_keys=False)

@@ -150,36 +150,100 @@ def fit_ground_plane_ransac(
     if generator is None:
         generator = torch.Generator(device=points.device).manual_seed(0)
     with torch.no_grad():
-        pts = points.detach().double()
-        idx = torch.multinomial(valid.double(), iterations * 3, replacement=True, generator=generator)
+        pts = points.detach()
+        idx = torch.multinomial(valid.float(), iterations * 3, replacement=True, generator=generator)
         tri = torch.gather(pts, 1, idx.unsqueeze(-1).expand(-1, -1, 3)).view(B, iterations, 3, 3)
         normal = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
         length = normal.norm(dim=-1, keepdim=True)
         normal = normal / length.clamp_min(1e-12)
         offset = -(normal * tri[:, :, 0]).sum(-1)  # B x iterations
         inliers = ((pts @ normal.transpose(1, 2) + offset[:, None]).abs() < threshold) & valid[..., None]
-        score = inliers.sum(1).double()  # B x iterations
+        score = inliers.sum(1).to(pts.dtype)  # B x iterations
         ok = length[..., 0] > 0  # three distinct, non-collinear points
         if max_tilt_deg is not None:
             ok &= normal[..., 1].abs() >= torch.cos(torch.deg2rad(pts.new_tensor(max_tilt_deg)))
-        best = torch.where(ok, score, torch.full_like(score, -1.0)).argmax(1)
+        best_score, best = torch.where(ok, score, torch.full_like(score, -1.0)).max(1)
         mask = inliers[torch.arange(B), :, best]  # BxN
-        mask = torch.where(mask.sum(1, keepdim=True) >= 3, mask, valid)
-        normal, offset = _least_squares_plane(pts, mask)
-        mask = ((pts @ normal[..., None])[..., 0] + offset[:, None]).abs() < threshold
-        mask &= valid
+        mask = torch.where((best_score >= 3)[:, None], mask, valid)  # no usable hypothesis: fit all valid points
+        normal, offset = _least_squares_plane(pts.double(), mask)
+        normal, offset = normal.to(pts.dtype), offset.to(pts.dtype)
+        mask = (((pts @ normal[..., None])[..., 0] + offset[:, None]).abs() < threshold) & valid
         sign = torch.where(offset < 0, -1.0, 1.0).to(pts)
-        return (normal * sign[:, None]).to(points.dtype), (offset * sign).to(points.dtype), mask
+        return normal * sign[:, None], offset * sign, mask
 
 
 def _least_squares_plane(points: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Total-least-squares plane through the masked points of each item (BxNx3, BxN) -> (normal Bx3, offset B)."""
     w = mask.to(points.dtype)[..., None]
+    points = torch.where(mask[..., None], points, torch.zeros_like(points))
     centroid = (points * w).sum(1) / w.sum(1)
     centred = (points - centroid[:, None]) * w
     _, eigvec = torch.linalg.eigh(centred.transpose(1, 2) @ centred)
     normal = eigvec[..., 0]  # eigenvector of the smallest eigenvalue
     return normal, -(normal * centroid).sum(-1)
+
+
+def fit_ground_plane_to_depth(
+    depth: torch.Tensor,
+    K: torch.Tensor,
+    lower_fraction: float = 0.4,
+    iterations: int = 100,
+    relative_threshold: float = 0.01,
+    max_tilt_deg: float | None = 30.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground plane (normal Bx3 towards the camera, offset B = camera distance) from depth Bx1xHxW and K Bx3x3.
+
+    RANSAC runs on the back-projected points of the lowest ``lower_fraction`` of the image rows; the inlier
+    threshold is ``relative_threshold`` times the median depth of those points, so the fit is the same for any
+    scale of ``depth``. Pixels with non-positive or non-finite depth are ignored.
+    """
+    _check_shape("depth", depth, (None, 1, None, None))
+    _check(0 < lower_fraction <= 1, f"lower_fraction must be in (0, 1], got {lower_fraction}")
+    B, _, H, _ = depth.shape
+    top = H - min(H, max(3, round(H * lower_fraction)))
+    points = backproject(depth.detach(), K)[:, :, top:].flatten(2).transpose(1, 2)  # BxNx3
+    z = points[..., 2]
+    valid = torch.isfinite(points).all(-1) & (z > 0)
+    _check(bool((valid.sum(1) >= 3).all()), "fit_ground_plane_to_depth needs at least 3 pixels with valid depth")
+    median = torch.stack([z[b][valid[b]].median() for b in range(B)])
+    normalised = torch.where(valid[..., None], points / median[:, None, None], torch.zeros_like(points))
+    normal, offset, _ = fit_ground_plane_ransac(
+        normalised, iterations, relative_threshold, generator, valid=valid, max_tilt_deg=max_tilt_deg
+    )
+    return normal, offset * median
+
+
+def plane_depth(normal: torch.Tensor, offset: torch.Tensor, K: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Depth Bx1xHxW at which each pixel's ray meets the plane ``n . X + d = 0`` (normal Bx3, offset B).
+
+    Rays parallel to the plane or meeting it behind the camera get ``inf``.
+    """
+    _check_shape("normal", normal, (None, 3))
+    ones = torch.ones(normal.shape[0], 1, height, width, dtype=normal.dtype, device=normal.device)
+    rays = backproject(ones, K)  # z = 1
+    denom = (normal[:, :, None, None] * rays).sum(1, keepdim=True)
+    depth = -offset[:, None, None, None] / denom
+    return torch.where((depth > 0) & (denom != 0), depth, torch.full_like(depth, float("inf")))
+
+
+def scale_intrinsics(K: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+    """Intrinsics Bx3x3 for an image resized by ``sx`` (width) and ``sy`` (height), pixel centres kept aligned."""
+    _check_shape("K", K, (None, 3, 3))
+    S = K.new_tensor([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return S @ K
+
+
+def disparity_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """Sigmoid disparity in [0, 1] -> depth: ``1 / (1/max_depth + (1/min_depth - 1/max_depth) * disp)``."""
+    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
+    return 1.0 / (min_disp + (max_disp - min_disp) * disp)
+
+
+def depth_to_disparity(depth: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """Inverse of :func:`disparity_to_depth`."""
+    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
+    return (1.0 / depth - min_disp) / (max_disp - min_disp)
 
 
 def metric_scale_from_camera_height(
@@ -194,21 +258,11 @@ def metric_scale_from_camera_height(
 ) -> torch.Tensor:
     """Scale ``B`` that turns up-to-scale ``depth`` Bx1xHxW into metric depth, from a known camera height (m).
 
-    The ground plane is fitted (RANSAC) to the back-projected points of the lowest ``lower_fraction`` of the
-    image rows; the scale is ``camera_height / (camera distance from that plane)``. The inlier threshold is
-    ``relative_threshold`` times the median depth of those points, so it does not depend on the unknown scale.
+    The ground plane is fitted with :func:`fit_ground_plane_to_depth` to the lowest ``lower_fraction`` of the image
+    rows; the scale is ``camera_height / (camera distance from that plane)``.
     """
-    _check_shape("depth", depth, (None, 1, None, None))
     _check(camera_height > 0, f"camera_height must be positive, got {camera_height}")
-    _check(0 < lower_fraction <= 1, f"lower_fraction must be in (0, 1], got {lower_fraction}")
-    B, _, H, W = depth.shape
-    top = H - max(3, round(H * lower_fraction))
-    points = backproject(depth, K)[:, :, top:].flatten(2).transpose(1, 2)  # BxNx3
-    z = points[..., 2]
-    valid = torch.isfinite(points).all(-1) & (z > 0)
-    median = torch.stack([z[b][valid[b]].median() if valid[b].any() else z.new_tensor(1.0) for b in range(B)])
-    normalised = torch.where(valid[..., None], points / median[:, None, None], torch.zeros_like(points))
-    _, offset, _ = fit_ground_plane_ransac(
-        normalised, iterations, relative_threshold, generator, valid=valid, max_tilt_deg=max_tilt_deg
+    _, offset = fit_ground_plane_to_depth(
+        depth, K, lower_fraction, iterations, relative_threshold, max_tilt_deg, generator
     )
-    return camera_height / (offset * median).clamp_min(1e-9)
+    return camera_height / offset.clamp_min(1e-9)

@@ -66,18 +66,37 @@ class MotionConfig:
 
 @dataclass
 class SegmentationConfig:
-    """OneFormer segmentation head on the shared encoder's features."""
+    """OneFormer segmentation head on the shared encoder's features (transformers' OneFormer modules).
+
+    ``hidden_dim`` is the width of the pixel decoder, the transformer decoder and the text encoder
+    (a multiple of 64: GroupNorm(32) groups, one text-attention head per 64 channels).
+    ``num_queries`` includes the task token; in training the contrastive loss pairs them with
+    ``num_queries - text_context_queries`` text queries plus ``text_context_queries`` learned ones.
+    ``max_seq_len`` is the task-prompt length, ``text_context_length`` the text-query length (tokens).
+    ``train_num_points``/``oversample_ratio``/``importance_sample_ratio``: point-sampled mask loss;
+    the two thresholds drive the panoptic/instance post-processing.
+    """
 
     num_classes: int = 19  # Cityscapes train ids
     hidden_dim: int = 256
     num_queries: int = 150
     decoder_layers: int = 10
     encoder_layers: int = 6  # deformable-attention layers in the pixel decoder
+    encoder_feedforward_dim: int = 1024
+    query_decoder_layers: int = 2
     num_heads: int = 8
     dim_feedforward: int = 2048
+    dropout: float = 0.1
     text_context_length: int = 77
     max_seq_len: int = 77
+    text_encoder_layers: int = 6
+    text_context_queries: int = 16
     tasks: list[str] = field(default_factory=lambda: ["panoptic", "instance", "semantic"])
+    train_num_points: int = 12544
+    oversample_ratio: float = 3.0
+    importance_sample_ratio: float = 0.75
+    object_mask_threshold: float = 0.8
+    overlap_threshold: float = 0.8
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Training losses of the unified model (paper eqs. 1-5)."""

@@ -1,0 +1,227 @@
+"""OneFormer segmentation head on the shared encoder's features, and its post-processing.
+
+The head wires transformers' OneFormer modules to our own encoder: the pixel decoder (multi-scale
+deformable attention over strides 8..32 plus an FPN level at stride 4) consumes the 4 feature maps
+directly, the task encoder maps the tokenized task prompt to a task token, and the transformer
+module decodes ``num_queries`` masks and classes conditioned on it. At inference the pixel decoder
+runs once and the transformer decoder runs once for all requested tasks (stacked along the batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import OneFormerConfig
+from transformers.models.oneformer.modeling_oneformer import (
+    OneFormerPixelDecoder,
+    OneFormerPreTrainedModel,
+    OneFormerTaskModel,
+    OneFormerTextMapper,
+    OneFormerTransformerModule,
+)
+
+from uni_encoder_core.config import SegmentationConfig
+from uni_encoder_core.models.tokenizer import TASKS, THING_CLASSES, Tokenizer, task_prompt
+
+VOID = 255
+"""Semantic void label; the panoptic void id is ``VOID * 1000``."""
+
+
+@dataclass
+class SegmentationPrediction:
+    """Raw head outputs for a batch of B images (Q queries, C classes, masks at stride 4).
+
+    ``class_logits`` BxQx(C+1) (last = no object), ``mask_logits`` BxQx(H/4)x(W/4),
+    ``contrastive_queries`` BxQxD, ``auxiliary`` (class_logits, mask_logits) of the earlier decoder
+    layers, ``text_queries`` BxQxD (training only, else None).
+    """
+
+    class_logits: Tensor
+    mask_logits: Tensor
+    contrastive_queries: Tensor
+    auxiliary: tuple[tuple[Tensor, Tensor], ...] = ()
+    text_queries: Tensor | None = None
+
+
+@dataclass
+class InstancePrediction:
+    """Instances of B images: ``id_map`` BxHxW int64 (0 = none, k = instance k), per image ``classes``/``scores``."""
+
+    id_map: Tensor
+    classes: list[Tensor]
+    scores: list[Tensor]
+
+
+def oneformer_config(cfg: SegmentationConfig, vocab_size: int) -> OneFormerConfig:
+    """transformers' ``OneFormerConfig`` for our ``SegmentationConfig`` (no backbone: we bring the features)."""
+    return OneFormerConfig(
+        num_labels=cfg.num_classes, num_queries=cfg.num_queries, hidden_dim=cfg.hidden_dim, conv_dim=cfg.hidden_dim,
+        mask_dim=cfg.hidden_dim, decoder_layers=cfg.decoder_layers, encoder_layers=cfg.encoder_layers,
+        encoder_feedforward_dim=cfg.encoder_feedforward_dim, query_dec_layers=cfg.query_decoder_layers,
+        num_attention_heads=cfg.num_heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
+        task_seq_len=cfg.max_seq_len, text_encoder_context_length=cfg.text_context_length,
+        text_encoder_width=cfg.hidden_dim, text_encoder_num_layers=cfg.text_encoder_layers,
+        text_encoder_vocab_size=vocab_size, text_encoder_n_ctx=cfg.text_context_queries, is_training=True,
+        use_auxiliary_loss=True, strides=[4, 8, 16, 32], common_stride=4,
+    )
+
+
+class SegmentationHead(OneFormerPreTrainedModel):
+    """OneFormer head: ``head(features, tasks) -> {task: SegmentationPrediction}``.
+
+    ``features``: 4 NCHW maps at strides 4, 8, 16, 32 with ``in_channels`` channels. Built through
+    ``OneFormerPreTrainedModel.post_init`` so that every parameter (e.g. ``level_embed``) is initialised.
+    """
+
+    def __init__(self, in_channels: list[int], cfg: SegmentationConfig):
+        if len(in_channels) != 4:
+            raise ValueError(f"SegmentationHead needs 4 feature maps (strides 4..32), got in_channels={in_channels}")
+        if cfg.hidden_dim % 64:
+            raise ValueError(f"segmentation hidden_dim must be a multiple of 64, got {cfg.hidden_dim}")
+        if not 0 <= cfg.text_context_queries < cfg.num_queries - 1:
+            raise ValueError(
+                f"text_context_queries ({cfg.text_context_queries}) must be in [0, num_queries - 1), "
+                f"num_queries = {cfg.num_queries}"
+            )
+        unknown = sorted(set(cfg.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"unknown segmentation task '{unknown[0]}' (known: {', '.join(TASKS)})")
+        self.tokenizer = Tokenizer(cfg.text_context_length)
+        super().__init__(oneformer_config(cfg, self.tokenizer.vocab_size))
+        self.cfg = cfg
+        self.num_text = cfg.num_queries - cfg.text_context_queries
+        self.pixel_decoder = OneFormerPixelDecoder(self.config, feature_channels=list(in_channels))
+        self.transformer = OneFormerTransformerModule(in_features=cfg.hidden_dim, config=self.config)
+        self.task_encoder = OneFormerTaskModel(self.config)
+        self.text_mapper = OneFormerTextMapper(self.config)
+        task_ids = Tokenizer(cfg.max_seq_len)([task_prompt(t) for t in TASKS]).float()
+        self.register_buffer("task_ids", task_ids, persistent=False)  # 3 x max_seq_len, in TASKS order
+        self.post_init()
+
+    def _task_tokens(self, tasks: list[str]) -> Tensor:
+        """Task tokens of a list of task names: len(tasks) x D."""
+        for task in tasks:
+            if task not in self.cfg.tasks:
+                raise ValueError(f"segmentation task '{task}' is not one of this head's tasks {self.cfg.tasks}")
+        return self.task_encoder(self.task_ids[[TASKS.index(t) for t in tasks]])
+
+    def _decode(self, multi_scale: list[Tensor], mask_features: Tensor, task_tokens: Tensor) -> SegmentationPrediction:
+        out = self.transformer(multi_scale, mask_features, task_tokens)
+        aux = tuple((a["class_queries_logits"], a["masks_queries_logits"]) for a in out.auxiliary_predictions or ())
+        return SegmentationPrediction(out.prediction_class, out.prediction_masks, out.contrastive_logits, aux)
+
+    def forward(self, features: list[Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
+        """Predict every task in ``tasks`` for all B images: pixel decoder once, one batched decoder pass."""
+        if len(features) != 4:
+            raise ValueError(f"SegmentationHead expects 4 feature maps (strides 4..32), got {len(features)}")
+        if not tasks:
+            return {}
+        pixels = self.pixel_decoder(list(features))
+        n, batch = len(tasks), features[0].shape[0]
+        tokens = self._task_tokens(list(tasks)).repeat_interleave(batch, dim=0)  # task-major: (n*B) x D
+        multi_scale = [f.repeat(n, 1, 1, 1) for f in pixels.multi_scale_features]
+        pred = self._decode(multi_scale, pixels.mask_features.repeat(n, 1, 1, 1), tokens)
+
+        def part(x: Tensor, i: int) -> Tensor:
+            return x[i * batch : (i + 1) * batch]
+
+        return {
+            task: SegmentationPrediction(
+                part(pred.class_logits, i), part(pred.mask_logits, i), part(pred.contrastive_queries, i),
+                tuple((part(c, i), part(m, i)) for c, m in pred.auxiliary),
+            )
+            for i, task in enumerate(tasks)
+        }
+
+    def forward_train(self, features: list[Tensor], tasks: list[str], text_ids: Tensor) -> SegmentationPrediction:
+        """Training pass with one task per image (``len(tasks) == B``) and its text queries.
+
+        ``text_ids``: B x num_text x text_context_length token ids (see ``losses.segmentation``).
+        """
+        if len(tasks) != features[0].shape[0]:
+            raise ValueError(f"forward_train needs one task per image: {len(tasks)} tasks for {features[0].shape[0]}")
+        pixels = self.pixel_decoder(list(features))
+        pred = self._decode(pixels.multi_scale_features, pixels.mask_features, self._task_tokens(list(tasks)))
+        pred.text_queries = self.text_mapper(text_ids)
+        return pred
+
+
+def _mask_probs(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
+    return F.interpolate(mask_logits, size=tuple(size), mode="bilinear", align_corners=False).sigmoid()
+
+
+def to_semantic(class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """Semantic map BxHxW (int64 train ids): argmax_c sum_q softmax(class_q)[c] * sigmoid(mask_q)."""
+    probs = class_logits.softmax(-1)[..., :-1]
+    return torch.einsum("bqc,bqhw->bchw", probs, _mask_probs(mask_logits, size)).argmax(1)
+
+
+def _segments(probs: Tensor, masks: Tensor, stuff: bool, object_threshold: float, overlap_threshold: float):
+    """Non-overlapping segments of one image: (ids HxW, -1 = none; classes K; scores K).
+
+    probs Qx(C+1) class probabilities, masks QxHxW mask probabilities. Queries with a confident class
+    (> ``object_threshold``) claim pixels by argmax of prob * mask; a segment survives when it keeps at
+    least ``overlap_threshold`` of its own mask; stuff segments of one class are merged.
+    """
+    scores, labels = probs.max(-1)
+    keep = (labels != probs.shape[-1] - 1) & (scores > object_threshold)
+    if not stuff:
+        keep &= torch.isin(labels, torch.tensor(THING_CLASSES, device=labels.device))
+    scores, labels, masks = scores[keep], labels[keep], masks[keep]
+    ids = torch.full(masks.shape[1:], -1, dtype=torch.int64, device=masks.device)
+    owner = (scores[:, None, None] * masks).argmax(0) if len(labels) else ids
+    classes: list[int] = []
+    seg_scores: list[Tensor] = []
+    stuff_ids: dict[int, int] = {}
+    for k, label in enumerate(labels.tolist()):
+        claimed, own = owner == k, masks[k] >= 0.5
+        region = claimed & own
+        if not region.any() or claimed.sum() < overlap_threshold * own.sum():
+            continue
+        if label in stuff_ids:
+            ids[region] = stuff_ids[label]
+            continue
+        if label not in THING_CLASSES:
+            stuff_ids[label] = len(classes)
+        ids[region] = len(classes)
+        classes.append(label)
+        seg_scores.append(scores[k] * masks[k][region].mean())
+    scores_out = torch.stack(seg_scores) if seg_scores else masks.new_zeros(0)
+    return ids, torch.tensor(classes, dtype=torch.int64, device=masks.device), scores_out
+
+
+def to_panoptic(
+    class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], object_threshold: float = 0.8,
+    overlap_threshold: float = 0.8,
+) -> Tensor:
+    """Panoptic map BxHxW int64: category*1000 + instance (stuff: instance 0; things: 1, 2, ... per class).
+
+    Unclaimed pixels are void: ``VOID * 1000``.
+    """
+    out = []
+    for probs, masks in zip(class_logits.softmax(-1), _mask_probs(mask_logits, size)):
+        ids, classes, _ = _segments(probs, masks, True, object_threshold, overlap_threshold)
+        panoptic = torch.full_like(ids, VOID * 1000)
+        counts: dict[int, int] = {}
+        for k, label in enumerate(classes.tolist()):
+            counts[label] = counts.get(label, 0) + (label in THING_CLASSES)
+            panoptic[ids == k] = label * 1000 + counts[label]
+        out.append(panoptic)
+    return torch.stack(out)
+
+
+def to_instance(
+    class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], object_threshold: float = 0.8,
+    overlap_threshold: float = 0.8,
+) -> InstancePrediction:
+    """Thing instances only (stuff queries are dropped before pixels are assigned); scores for AP."""
+    maps, classes, scores = [], [], []
+    for probs, masks in zip(class_logits.softmax(-1), _mask_probs(mask_logits, size)):
+        ids, cls, sc = _segments(probs, masks, False, object_threshold, overlap_threshold)
+        maps.append(ids + 1)
+        classes.append(cls)
+        scores.append(sc)
+    return InstancePrediction(torch.stack(maps), classes, scores)

@@ -32,34 +32,50 @@ class ConfigError(ValueError):
 
 @dataclass
 class EncoderConfig:
-    """The shared image encoder (timm backbone, ``features_only``)."""
+    """An image encoder: a timm backbone (``features_only``) giving 4 NCHW maps at strides 4, 8, 16, 32.
+
+    ``embed_dim``/``depths``/``num_heads`` override the Swin backbone's sizes (the tiny test variant);
+    ``in_chans`` is 6 for the teacher's pair encoders (source and target images stacked).
+    """
 
     backbone: str = "swin_tiny_patch4_window7_224"
     pretrained: str | None = None  # local weights file; never downloaded
+    in_chans: int = 3
+    embed_dim: int | None = None
+    depths: list[int] | None = None
+    num_heads: list[int] | None = None
 
 
 @dataclass
 class DepthConfig:
-    """TransDSSL-style depth decoder; depth = 1 / disparity in [1/max_depth, 1/min_depth]."""
+    """TransDSSL-style depth decoder; depth = 1 / disparity in [1/max_depth, 1/min_depth].
+
+    ``channels`` are the decoder widths at strides 1, 2, 4, 8, 16 (monodepth2's ``num_ch_dec``).
+    """
 
     min_depth: float = 0.1
     max_depth: float = 100.0
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
 
 
 @dataclass
 class PoseConfig:
-    """Multi-scale pose decoder (the paper's contribution)."""
+    """Multi-scale pose decoder (the paper's contribution); ``channels`` per scale, strides 4, 8, 16, 32."""
 
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 256])
+    head_channels: int = 256
     output_scale: float = 0.01
 
 
 @dataclass
 class MotionConfig:
-    """Scene-flow and motion-mask decoders (Dynamo-Depth style, non-linear refinement)."""
+    """Scene-flow and motion-mask decoders (Dynamo-Depth style, non-linear refinement).
 
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    ``channels`` are the refinement widths at strides 4, 8, 16, 32; the complete flow is
+    ``flow_scale`` times the decoder output; ego-motion enters as ``ego_motion_scale * [t, axis-angle]``.
+    """
+
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     flow_scale: float = 0.005
     ego_motion_scale: float = 100.0
 
@@ -106,6 +122,7 @@ class SteeringConfig:
     window: int = 16
     hidden_dim: int = 256
     num_heads: int = 8
+    mlp_ratio: float = 4.0
 
 
 @dataclass
@@ -121,8 +138,9 @@ class ModelConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     steering: SteeringConfig = field(default_factory=SteeringConfig)
-    teacher_pose_backbone: str = "resnet18"
-    teacher_motion_backbone: str = "resnet18"
+    # teacher (distillation): encoders of the stacked source+target pair for pose and for flow + mask
+    teacher_pose_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig("resnet18", in_chans=6))
+    teacher_motion_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig("resnet18", in_chans=6))
 
 
 # --------------------------------------------------------------------------- data

@@ -1,0 +1,193 @@
+"""The unified multi-task model: one shared encoder pass per frame, six heads that take its features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.geometry import rigid_flow
+from uni_encoder_core.models.depth import DepthDecoder
+from uni_encoder_core.models.encoder import SharedEncoder
+from uni_encoder_core.models.motion import MotionMaskDecoder, SceneFlowDecoder
+from uni_encoder_core.models.pose import MultiScalePoseDecoder
+from uni_encoder_core.models.segmentation import SegmentationHead, SegmentationPrediction
+from uni_encoder_core.models.steering import SteeringHead
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class TrainOutputs:
+    """Everything the losses need from one training batch; flow/pose dicts are keyed by source frame offset.
+
+    ``disparities`` (4 sigmoid maps, finest first) and ``depth`` (``Bx1xHxW``) belong to the target frame
+    (offset 0); ``poses[o]`` is ``T_t->s`` ``Bx4x4``; flows are ``Bx3xHxW`` target -> source in the target
+    camera frame, ``motion_mask[o]`` ``Bx1xHxW``; ``final_flow = rigid_flow + independent_flow`` with
+    ``independent_flow = motion_mask * (complete_flow - rigid_flow)``; ``segmentation`` is the
+    segmentation head's training prediction for the labelled images (None without them).
+    """
+
+    disparities: list[torch.Tensor]
+    depth: torch.Tensor
+    poses: dict[int, torch.Tensor] = field(default_factory=dict)
+    axis_angles: dict[int, torch.Tensor] = field(default_factory=dict)
+    translations: dict[int, torch.Tensor] = field(default_factory=dict)
+    complete_flow: dict[int, torch.Tensor] = field(default_factory=dict)
+    motion_mask: dict[int, torch.Tensor] = field(default_factory=dict)
+    rigid_flow: dict[int, torch.Tensor] = field(default_factory=dict)
+    independent_flow: dict[int, torch.Tensor] = field(default_factory=dict)
+    final_flow: dict[int, torch.Tensor] = field(default_factory=dict)
+    segmentation: SegmentationPrediction | None = None
+
+
+def check_train_inputs(
+    frames: dict[int, torch.Tensor], K: torch.Tensor | None, labelled: torch.Tensor | None,
+    seg_tasks: list[str] | None, seg_text_ids: torch.Tensor | None, motion: bool,
+) -> None:
+    """Reject inconsistent ``forward_train`` arguments with a message naming the problem."""
+    if 0 not in frames:
+        raise ValueError(f"frames must contain the target frame (offset 0), got offsets {sorted(frames)}")
+    if motion and K is None:
+        raise ValueError("forward_train with motion=True needs the intrinsics K")
+    if labelled is not None and (seg_tasks is None or seg_text_ids is None or len(seg_tasks) != len(labelled)):
+        raise ValueError("labelled images need one segmentation task each (seg_tasks) and their seg_text_ids")
+
+
+def compose_flow(outputs: TrainOutputs, offset: int, K: torch.Tensor) -> None:
+    """Fill rigid, independent and final flow of ``offset`` from depth, pose, complete flow and mask."""
+    rigid = rigid_flow(outputs.depth, K, outputs.poses[offset])
+    outputs.rigid_flow[offset] = rigid
+    outputs.independent_flow[offset] = outputs.motion_mask[offset] * (outputs.complete_flow[offset] - rigid)
+    outputs.final_flow[offset] = rigid + outputs.independent_flow[offset]
+
+
+class MultiTaskModel(nn.Module):
+    """Shared behaviour of the unified model and the teacher: trainable parts, parameter counts, normalisation."""
+
+    parts: tuple[str, ...] = ()
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.frozen: set[str] = set()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1], ``Bx(3k)xHxW`` (k stacked images) -> ImageNet-normalised."""
+        if images.dim() != 4 or images.shape[1] % 3:
+            raise ValueError(f"images must be Bx3xHxW (or stacked RGB Bx3kxHxW), got {tuple(images.shape)}")
+        k = images.shape[1] // 3
+        return (images - self.mean.repeat(1, k, 1, 1)) / self.std.repeat(1, k, 1, 1)
+
+    def set_trainable(self, parts: list[str]) -> None:
+        """Train only ``parts`` (names in ``self.parts``); the others get ``requires_grad=False`` and eval mode."""
+        unknown = sorted(set(parts) - set(self.parts))
+        if unknown:
+            raise ValueError(f"unknown model parts {unknown}; known: {list(self.parts)}")
+        self.frozen = set(self.parts) - set(parts)
+        for name in self.parts:
+            getattr(self, name).requires_grad_(name not in self.frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> MultiTaskModel:
+        """Like ``nn.Module.train`` but frozen parts stay in eval mode (batch-norm statistics do not move)."""
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).eval()
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Number of parameters per part."""
+        return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in self.parts}
+
+
+class UniEncoder(MultiTaskModel):
+    """Shared encoder + depth, pose, scene-flow, motion-mask, segmentation and steering heads (SPEC §2)."""
+
+    parts = ("encoder", "depth", "pose", "scene_flow", "motion_mask", "segmentation", "steering")
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.encoder = SharedEncoder(cfg.encoder)
+        channels = self.encoder.channels
+        pair = [2 * c for c in channels]
+        self.depth = DepthDecoder(channels, cfg.depth)
+        self.pose = MultiScalePoseDecoder(channels, cfg.pose)
+        self.scene_flow = SceneFlowDecoder(pair, cfg.motion)
+        self.motion_mask = MotionMaskDecoder(pair, cfg.motion)
+        self.segmentation = SegmentationHead(channels, cfg.segmentation)
+        self.steering = SteeringHead(channels[-1], cfg.steering)
+
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """RGB ``Bx3xHxW`` in [0, 1] -> 4 feature maps (strides 4..32); the only encoder pass per frame."""
+        return self.encoder(self.normalise(images))
+
+    def encode_many(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Several same-sized image batches in one encoder pass -> their feature lists, in order."""
+        feats = [f.split([b.shape[0] for b in images]) for f in self.encode(torch.cat(images))]
+        return [[f[i] for f in feats] for i in range(len(images))]
+
+    def predict_depth(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Features -> (4 sigmoid disparities finest first, depth ``Bx1xHxW`` in camera units)."""
+        return self.depth(feats)
+
+    def predict_pose(
+        self, feats_src: list[torch.Tensor], feats_tgt: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Source and target features -> (``T_t->s`` Bx4x4, axis_angle Bx3, translation Bx3)."""
+        return self.pose(feats_src, feats_tgt)
+
+    def predict_motion(
+        self, feats_src: list[torch.Tensor], feats_tgt: list[torch.Tensor], axis_angle: torch.Tensor,
+        translation: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of both frames and ego-motion -> (complete flow ``Bx3xHxW``, motion mask ``Bx1xHxW``)."""
+        pair = [torch.cat([s, t], dim=1) for s, t in zip(feats_src, feats_tgt)]
+        return self.scene_flow(pair, axis_angle, translation), self.motion_mask(pair, axis_angle, translation)
+
+    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, Any]:
+        """Features -> ``{task: SegmentationPrediction}`` for the requested tasks."""
+        return self.segmentation(feats, tasks)
+
+    def predict_steering(self, window: torch.Tensor) -> torch.Tensor:
+        """Coarsest features of the last T frames ``BxTxCxhxw`` (oldest first) -> curvature ``B`` (1/m, + = left)."""
+        return self.steering(window)
+
+    def forward_train(
+        self, frames: dict[int, torch.Tensor], K: torch.Tensor | None = None, labelled: torch.Tensor | None = None,
+        seg_tasks: list[str] | None = None, seg_text_ids: torch.Tensor | None = None, motion: bool = True,
+    ) -> TrainOutputs:
+        """One training pass.
+
+        ``frames``: offset -> RGB ``Bx3xHxW`` in [0, 1] (0 = target, others = sources); ``K`` ``Bx3x3`` for
+        the input resolution (needed with ``motion``); ``labelled``: ``Nx3xHxW`` images for the segmentation
+        head, with one task per image (``seg_tasks``) and their text-query ids ``seg_text_ids``
+        (``N x num_text x text_context_length``). Images of one size share one batched encoder pass.
+        """
+        check_train_inputs(frames, K, labelled, seg_tasks, seg_text_ids, motion)
+        offsets = sorted(frames)
+        batch = [frames[o] for o in offsets]
+        together = labelled is not None and labelled.shape[-2:] == frames[0].shape[-2:]
+        per_image = self.encode_many(batch + [labelled] if together else batch)
+        by_offset = dict(zip(offsets, per_image))
+        disparities, depth = self.predict_depth(by_offset[0])
+        outputs = TrainOutputs(disparities=disparities, depth=depth)
+        for o in offsets:
+            if o == 0:
+                continue
+            T, axis_angle, translation = self.predict_pose(by_offset[o], by_offset[0])
+            outputs.poses[o], outputs.axis_angles[o], outputs.translations[o] = T, axis_angle, translation
+            if motion:
+                flow, mask = self.predict_motion(by_offset[o], by_offset[0], axis_angle, translation)
+                outputs.complete_flow[o], outputs.motion_mask[o] = flow, mask
+                compose_flow(outputs, o, K)
+        if labelled is not None:
+            seg_feats = per_image[-1] if together else self.encode(labelled)
+            outputs.segmentation = self.segmentation.forward_train(seg_feats, seg_tasks, seg_text_ids)
+        return outputs

@@ -1,0 +1,214 @@
+"""``uni-encoder export``: ONNX graphs of the per-frame inference path, checked against PyTorch.
+
+One graph per network so that a runtime can cache encoder features per frame exactly like the PyTorch
+pipeline: ``encoder`` (RGB in [0, 1] -> 4 feature maps), ``depth``, ``pose``, ``motion``, ``steering`` and
+``segmentation``. Batch and width are dynamic, the height is the model's. Every graph is run with
+ONNX Runtime on the export inputs and on a larger batch of wider inputs and compared with PyTorch;
+``export_report.json`` records the maximum absolute differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from uni_encoder_core.atomic_io import atomic_writer
+from uni_encoder_core.models.checkpoint import CheckpointError, load_checkpoint
+from uni_encoder_core.models.unified import UniEncoder
+
+OPSET = 17
+FEATS = [f"feat{i}" for i in range(4)]
+
+
+class EncoderGraph(nn.Module):
+    """RGB ``Bx3xHxW`` in [0, 1] -> 4 feature maps (normalisation included)."""
+
+    def __init__(self, model: UniEncoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        """See class docstring."""
+        return tuple(self.model.encode(images))
+
+
+class DepthGraph(EncoderGraph):
+    """4 feature maps -> (finest disparity ``Bx1xHxW``, depth ``Bx1xHxW``)."""
+
+    def forward(self, f0: Tensor, f1: Tensor, f2: Tensor, f3: Tensor) -> tuple[Tensor, Tensor]:
+        """See class docstring."""
+        disparities, depth = self.model.predict_depth([f0, f1, f2, f3])
+        return disparities[0], depth
+
+
+class PoseGraph(EncoderGraph):
+    """Source and target feature maps -> (``T_t->s`` Bx4x4, axis-angle Bx3, translation Bx3)."""
+
+    def forward(self, *feats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """See class docstring."""
+        return self.model.predict_pose(list(feats[:4]), list(feats[4:]))
+
+
+class MotionGraph(EncoderGraph):
+    """Source and target feature maps, axis-angle, translation -> (complete flow Bx3xHxW, motion mask Bx1xHxW)."""
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """See class docstring."""
+        return self.model.predict_motion(list(inputs[:4]), list(inputs[4:8]), inputs[8], inputs[9])
+
+
+class SteeringGraph(EncoderGraph):
+    """Window of coarsest feature maps ``BxTxCxhxw`` -> curvature ``B`` (1/m)."""
+
+    def forward(self, window: Tensor) -> Tensor:
+        """See class docstring."""
+        return self.model.predict_steering(window)
+
+
+class SegmentationGraph(EncoderGraph):
+    """4 feature maps -> class logits and mask logits of every configured task (task order of the config)."""
+
+    def forward(self, f0: Tensor, f1: Tensor, f2: Tensor, f3: Tensor) -> tuple[Tensor, ...]:
+        """See class docstring."""
+        preds = self.model.predict_segmentation([f0, f1, f2, f3], self.model.cfg.segmentation.tasks)
+        return tuple(t for task in self.model.cfg.segmentation.tasks for t in (preds[task].class_logits,
+                                                                              preds[task].mask_logits))
+
+
+@dataclass
+class GraphReport:
+    """Export result of one graph: file, outputs and the largest |ONNX - PyTorch| at each checked width."""
+
+    name: str
+    file: str
+    outputs: list[str]
+    max_abs_diff: dict[str, float]
+    error: str | None = None
+
+
+def _inputs(model: UniEncoder, width: int, batch: int = 1) -> dict[str, dict[str, Tensor]]:
+    """Example inputs of every graph for one input width (features from the model's own encoder)."""
+    g = torch.Generator().manual_seed(width)
+    images = torch.rand(2 * batch, 3, model.cfg.height, width, generator=g)
+    with torch.no_grad():
+        feats = model.encode(images)
+        src, tgt = [f[:batch] for f in feats], [f[batch:] for f in feats]
+        _, aa, t = model.predict_pose(src, tgt)
+    window = torch.randn(batch, model.cfg.steering.window, *feats[3].shape[1:], generator=g)
+    named = dict(zip(FEATS, tgt))
+    pair = {**{f"src_{k}": v for k, v in zip(FEATS, src)}, **{f"tgt_{k}": v for k, v in zip(FEATS, tgt)}}
+    return {
+        "encoder": {"images": images[batch:]},
+        "depth": named,
+        "pose": pair,
+        "motion": {**pair, "axis_angle": aa, "translation": t},
+        "steering": {"window": window},
+        "segmentation": named,
+    }
+
+
+def _outputs(name: str, model: UniEncoder) -> list[str]:
+    if name == "segmentation":
+        return [f"{task}_{kind}" for task in model.cfg.segmentation.tasks for kind in ("class_logits", "mask_logits")]
+    return {
+        "encoder": FEATS,
+        "depth": ["disparity", "depth"],
+        "pose": ["T_t_to_s", "axis_angle", "translation"],
+        "motion": ["complete_flow", "motion_mask"],
+        "steering": ["curvature"],
+    }[name]
+
+
+def _dynamic_axes(inputs: dict[str, Tensor], outputs: list[str]) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for name, tensor in inputs.items():
+        axes[name] = {0: "batch", tensor.dim() - 1: f"{name}_width"} if tensor.dim() >= 4 else {0: "batch"}
+    for name in outputs:
+        axes[name] = {0: "batch"}  # output widths follow from the inputs
+    return axes
+
+
+GRAPHS = {"encoder": EncoderGraph, "depth": DepthGraph, "pose": PoseGraph, "motion": MotionGraph,
+          "steering": SteeringGraph, "segmentation": SegmentationGraph}
+
+
+def _compare(session: ort.InferenceSession, graph: nn.Module, inputs: dict[str, Tensor]) -> float:
+    with torch.no_grad():
+        expected = graph(*inputs.values())
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    got = session.run(None, {k: v.numpy() for k, v in inputs.items()})
+    return max(float(np.abs(e.numpy() - g).max()) for e, g in zip(expected, got))
+
+
+def export_model(model: UniEncoder, out_dir: str | Path, widths: tuple[int, int] | None = None) -> list[GraphReport]:
+    """Export every graph of ``model`` to ``out_dir/<name>.onnx`` and compare it with PyTorch.
+
+    ``widths``: (export width, check width); default the model's width and that width + 64. The graphs
+    are traced at batch 1 and the export width and checked there and at batch 2 and the check width;
+    ``max_abs_diff`` is keyed ``"<batch>x<width>"``. A graph that fails to export is reported with its
+    error and no file; ``export_report.json`` lists them all.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    export_width, check_width = widths or (model.cfg.width, model.cfg.width + 64)
+    examples = {f"{b}x{w}": _inputs(model, w, b) for b, w in ((1, export_width), (2, check_width))}
+    first = next(iter(examples))
+    reports = []
+    for name, cls in GRAPHS.items():
+        graph, outputs, file = cls(model).eval(), _outputs(name, model), out_dir / f"{name}.onnx"
+        inputs = examples[first][name]
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    graph, tuple(inputs.values()), str(file), input_names=list(inputs), output_names=outputs,
+                    dynamic_axes=_dynamic_axes(inputs, outputs), opset_version=OPSET, dynamo=False,
+                )
+            session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+            diffs = {key: _compare(session, graph, example[name]) for key, example in examples.items()}
+            reports.append(GraphReport(name, file.name, outputs, diffs))
+        except Exception as exc:  # noqa: BLE001 - recorded in the report, the other graphs still export
+            file.unlink(missing_ok=True)
+            reports.append(GraphReport(name, "", outputs, {}, f"{type(exc).__name__}: {str(exc)[:500]}"))
+    with atomic_writer(out_dir / "export_report.json", "w") as fh:
+        json.dump({"opset": OPSET, "height": model.cfg.height, "graphs": [asdict(r) for r in reports]}, fh, indent=2)
+    return reports
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``uni-encoder export``."""
+    parser.add_argument("--checkpoint", required=True, help="UniEncoder checkpoint")
+    parser.add_argument("--out", required=True, help="output directory for the .onnx files and export_report.json")
+    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |ONNX - PyTorch|")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, print one line per graph, and fail (exit 1) when a graph fails or differs beyond tolerance."""
+    try:
+        model = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        print(f"uni-encoder export: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(model, UniEncoder):
+        kind = type(model).__name__
+        print(f"uni-encoder export: {args.checkpoint} holds a {kind}, not a UniEncoder", file=sys.stderr)
+        return 2
+    failed = False
+    for r in export_model(model, args.out):
+        worst = max(r.max_abs_diff.values(), default=float("nan"))
+        bad = r.error is not None or not worst <= args.tolerance
+        failed |= bad
+        detail = r.error or "  ".join(f"batch x width {k}: {d:.2e}" for k, d in r.max_abs_diff.items())
+        print(f"{'FAIL' if bad else 'ok  '} {r.name:<13} max abs diff  {detail}")
+    print(f"report: {Path(args.out) / 'export_report.json'}")
+    return 1 if failed else 0

@@ -176,19 +176,29 @@ class LossConfig:
     contrastive_weight: float = 0.5
     contrastive_temperature: float = 0.07
     no_object_weight: float = 0.1
-    # eq. 2: self-supervised
+    # eq. 2: self-supervised. L_s weights (not in the paper) are Dynamo-Depth's: disparity 1e-3, complete
+    # flow 1e-3, motion mask 0.1.
     ssim_weight: float = 0.85
     recon_weight: float = 1.0
-    smoothness_weight: float = 1e-3
-    flow_smoothness_weight: float = 1.0
-    mask_smoothness_weight: float = 1.0
+    smoothness_weight: float = 1e-3  # edge-aware smoothness of the mean-normalised disparity
+    flow_smoothness_weight: float = 1e-3
+    mask_smoothness_weight: float = 0.1
     motion_consistency_weight: float = 5.0
     motion_sparsity_weight: float = 0.1
     above_ground_weight: float = 0.1
-    automask: bool = True
+    automask: bool = True  # monodepth2 auto-masking (the first training stage)
+    mask_disparity_threshold: float = 0.03  # L_c ignores pixels with sigmoid disparity below this (far/sky)
+    ground_lower_fraction: float = 0.4  # L_g: RANSAC on this lowest fraction of the image rows
+    ground_iterations: int = 100
+    ground_threshold: float = 0.01  # RANSAC inlier band, relative to the median depth of those rows
+    ground_margin: float = 0.05  # points count as below ground only past this fraction of the camera height
     # eq. 3: distillation
     distil_flow_weight: float = 0.1
     distil_mask_weight: float = 1e-3
+    # eq. 4: total
+    sup_weight: float = 1.0
+    ssup_weight: float = 1.0
+    distil_weight: float = 1.0
     # eq. 5: steering
     steering_lambda: float = 0.1
 

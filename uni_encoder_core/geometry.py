@@ -150,7 +150,7 @@ def fit_ground_plane_ransac(
     if generator is None:
         generator = torch.Generator(device=points.device).manual_seed(0)
     with torch.no_grad():
-        pts = points.detach()
+        pts = points.detach().to(torch.promote_types(points.dtype, torch.float32))  # half precision is too coarse
         idx = torch.multinomial(valid.float(), iterations * 3, replacement=True, generator=generator)
         tri = torch.gather(pts, 1, idx.unsqueeze(-1).expand(-1, -1, 3)).view(B, iterations, 3, 3)
         normal = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)

@@ -1,0 +1,1 @@
+"""Inference: the per-frame perception pipeline and its export."""

@@ -1,0 +1,323 @@
+"""Per-frame perception: one encoder pass per camera frame, every head on the cached features.
+
+``PerceptionPipeline.process(frame)`` takes an RGB frame at any resolution, removes the bottom
+``crop_bottom`` fraction of rows (Cityscapes: the ego bonnet), resizes to the model's size and runs
+the encoder once. Its features enter a ring buffer of ``window`` (16) slots: the pose and motion heads
+pair them with the previous frame's slot, the steering head reads the whole window. Every output
+comes back at the input image's resolution; cropped rows are NaN depth / void labels.
+
+Temporal state (ring buffer, odometry) resets when the stamp goes backwards (a bag loop) or jumps by
+more than ``max_frame_gap``. With ``metric_scale`` the up-to-scale depth, translation and scene flow
+are scaled to metres from a RANSAC ground-plane fit and the known ``camera_height``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from uni_encoder_core.config import PipelineConfig
+from uni_encoder_core.geometry import metric_scale_from_camera_height
+from uni_encoder_core.models.checkpoint import load_checkpoint
+from uni_encoder_core.models.segmentation import VOID, to_instance, to_panoptic, to_semantic
+from uni_encoder_core.models.steering import ackermann_steering_angle
+from uni_encoder_core.models.tokenizer import THING_CLASSES
+from uni_encoder_core.models.unified import UniEncoder
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class PipelineError(ValueError):
+    """A frame or a setting the pipeline cannot work with; the text names the problem."""
+
+
+@dataclass
+class CameraFrame:
+    """One camera image: ``rgb`` HxWx3 uint8, ``stamp`` (s), intrinsics ``K`` 3x3 (pixels, this resolution)."""
+
+    rgb: np.ndarray
+    stamp: float
+    K: np.ndarray
+
+
+@dataclass
+class PerceptionResult:
+    """Everything inferred from one frame, at the input resolution HxW (optical frame: x right, y down, z fwd).
+
+    ``depth`` HxW float32 (NaN = invalid; metres when ``metric``), ``semantic`` HxW uint8 (train ids, 255 void),
+    ``instance`` HxW uint16 (0 = none), ``panoptic`` HxW int32 (category*1000 + instance, 255000 void),
+    ``scene_flow`` HxWx3 float32 (per pixel of this frame: displacement of its 3D point into the previous
+    camera frame, expressed in this camera's frame, depth units per frame), ``motion_mask`` HxW bool,
+    ``relative_pose`` 4x4 (this camera in the previous camera's frame, ``T_prev_cur``), ``pose`` 4x4 (this camera
+    in the first camera of the sequence), ``curvature`` (1/m, + = left) and ``steering_angle`` (rad) once the window
+    holds ``window`` frames. Maps that were not computed are None; ``reset`` names why the window restarted here.
+    """
+
+    stamp: float
+    K: np.ndarray
+    depth: np.ndarray
+    metric: bool
+    scale: float
+    pose: np.ndarray
+    window_length: int
+    semantic: np.ndarray | None = None
+    instance: np.ndarray | None = None
+    panoptic: np.ndarray | None = None
+    scene_flow: np.ndarray | None = None
+    motion_mask: np.ndarray | None = None
+    relative_pose: np.ndarray | None = None
+    curvature: float | None = None
+    steering_angle: float | None = None
+    reset: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def crop_rows(height: int, crop_bottom: float) -> int:
+    """Number of image rows removed at the bottom for a ``crop_bottom`` fraction in [0, 1)."""
+    if not 0.0 <= crop_bottom < 1.0:
+        raise PipelineError(f"crop_bottom must be in [0, 1), got {crop_bottom}")
+    return int(round(height * crop_bottom))
+
+
+def model_intrinsics(K: np.ndarray, kept_hw: tuple[int, int], model_hw: tuple[int, int]) -> np.ndarray:
+    """Intrinsics of the network input: the kept (top) ``kept_hw`` rows resized to ``model_hw``.
+
+    Cropping bottom rows leaves ``K`` unchanged; resizing scales ``fx, cx`` by ``W'/W`` and ``fy, cy`` by ``H'/H``.
+    """
+    sx, sy = model_hw[1] / kept_hw[1], model_hw[0] / kept_hw[0]
+    return np.diag([sx, sy, 1.0]) @ np.asarray(K, np.float64)
+
+
+def preprocess(rgb: np.ndarray, crop_bottom: float, model_hw: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """HxWx3 uint8 -> (model-size HxWx3 uint8 image, number of cropped rows)."""
+    crop = crop_rows(rgb.shape[0], crop_bottom)
+    kept = rgb[: rgb.shape[0] - crop]
+    interpolation = cv2.INTER_AREA if kept.shape[0] > model_hw[0] else cv2.INTER_LINEAR
+    resized = cv2.resize(np.ascontiguousarray(kept), (model_hw[1], model_hw[0]), interpolation=interpolation)
+    return resized, crop
+
+
+def restore_rows(maps: torch.Tensor, height: int, width: int, crop: int, fill: float, mode: str) -> torch.Tensor:
+    """Bx C x h x w network-size maps -> Bx C x height x width: resize onto the kept rows, ``fill`` the cropped ones."""
+    kept = F.interpolate(maps.float(), size=(height - crop, width), mode=mode, **({} if mode == "nearest" else
+                                                                                   {"align_corners": False}))
+    if crop == 0:
+        return kept
+    return torch.cat([kept, kept.new_full((*kept.shape[:2], crop, width), fill)], dim=2)
+
+
+def instances_from_panoptic(panoptic: np.ndarray) -> np.ndarray:
+    """Instance id map (uint16, 0 = none, 1.. per thing segment) from a panoptic map."""
+    category = panoptic // 1000
+    things = np.isin(category, THING_CLASSES) & (panoptic % 1000 > 0)
+    ids = np.zeros(panoptic.shape, np.uint16)
+    _, inverse = np.unique(panoptic[things], return_inverse=True)
+    ids[things] = inverse.astype(np.uint16) + 1
+    return ids
+
+
+class FeatureRing:
+    """Fixed ``capacity`` slots of per-frame encoder features (every scale), allocated once on the first push."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.slots: list[torch.Tensor] = []  # per scale: capacity x C x h x w
+        self.head = 0  # next slot to write
+        self.count = 0
+
+    def clear(self) -> None:
+        """Forget every frame (the buffers stay allocated)."""
+        self.head = self.count = 0
+
+    def release(self) -> None:
+        """Drop the buffers themselves (device memory is freed)."""
+        self.slots, self.head, self.count = [], 0, 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def push(self, feats: list[torch.Tensor]) -> None:
+        """Store one frame's features (each 1xCxhxw) in the oldest slot."""
+        if not self.slots:
+            self.slots = [torch.empty((self.capacity, *f.shape[1:]), dtype=f.dtype, device=f.device) for f in feats]
+        for slot, f in zip(self.slots, feats):
+            slot[self.head].copy_(f[0])
+        self.head = (self.head + 1) % self.capacity
+        self.count = min(self.count + 1, self.capacity)
+
+    def frame(self, age: int) -> list[torch.Tensor]:
+        """Features of the frame pushed ``age`` pushes ago (0 = newest), each 1xCxhxw."""
+        if age >= self.count:
+            raise IndexError(f"the ring holds {self.count} frames, asked for age {age}")
+        index = (self.head - 1 - age) % self.capacity
+        return [slot[index : index + 1] for slot in self.slots]
+
+    def window(self) -> torch.Tensor:
+        """Coarsest features of the full window, oldest first: 1 x capacity x C x h x w."""
+        order = (torch.arange(self.capacity, device=self.slots[-1].device) + self.head) % self.capacity
+        return self.slots[-1].index_select(0, order)[None]
+
+
+class PerceptionPipeline:
+    """Loads a checkpoint and turns camera frames into :class:`PerceptionResult` (see the module docstring)."""
+
+    def __init__(self, cfg: PipelineConfig, model: torch.nn.Module | None = None):
+        if cfg.precision not in PRECISIONS:
+            raise PipelineError(f"precision must be one of {list(PRECISIONS)}, got '{cfg.precision}'")
+        crop_rows(100, cfg.crop_bottom)
+        unknown = sorted(set(cfg.segmentation_tasks) - {"semantic", "instance", "panoptic"})
+        if unknown:
+            raise PipelineError(f"unknown segmentation task '{unknown[0]}' (semantic, instance, panoptic)")
+        if cfg.metric_scale and cfg.camera_height <= 0:
+            raise PipelineError(f"metric_scale needs a positive camera_height, got {cfg.camera_height}")
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise PipelineError(f"device '{cfg.device}' requested but CUDA is not available")
+        self.model = (model if model is not None else load_checkpoint(cfg.checkpoint, map_location="cpu")).eval()
+        if not isinstance(self.model, UniEncoder):
+            raise PipelineError(f"checkpoint '{cfg.checkpoint}' holds a {type(self.model).__name__}, not a UniEncoder")
+        self.model_hw = (self.model.cfg.height, self.model.cfg.width)
+        self.ring = FeatureRing(self.model.cfg.steering.window)
+        self.scale = 1.0
+        self.pose = np.eye(4)
+        self.last_stamp: float | None = None
+        self.acquire()
+
+    # ----------------------------------------------------------------- device
+
+    def acquire(self) -> None:
+        """Move the model to the configured device and warm it up (kernels, allocator)."""
+        self.model.to(self.device)
+        rng = np.random.default_rng(0)
+        for i in range(self.cfg.warmup_frames):
+            rgb = rng.integers(0, 256, (*self.model_hw, 3), dtype=np.uint8)
+            self.process(CameraFrame(rgb, 0.05 * i, np.array([[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]])))
+        if self.cfg.warmup_frames:
+            with torch.no_grad(), self._autocast():
+                self.model.predict_steering(self.ring.frame(0)[-1][:, None].expand(1, self.ring.capacity, -1, -1, -1))
+        self.reset()
+
+    def release(self) -> None:
+        """Free device memory: temporal state dropped, model moved to the CPU."""
+        self.reset()
+        self.ring.release()
+        self.model.to("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def reset(self) -> None:
+        """Forget the temporal window and the odometry."""
+        self.ring.clear()
+        self.pose = np.eye(4)
+        self.last_stamp = None
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.cfg.precision]
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # ----------------------------------------------------------------- per frame
+
+    def _window_check(self, stamp: float) -> str | None:
+        if self.last_stamp is None:
+            return None
+        dt = stamp - self.last_stamp
+        if dt <= 0:
+            self.pose = np.eye(4)  # a new pass over the sequence (bag loop) starts a new odometry
+            return f"stamp went backwards by {-dt:.3f} s"
+        if dt > self.cfg.max_frame_gap:
+            return f"gap of {dt:.3f} s > max_frame_gap {self.cfg.max_frame_gap} s"
+        return None
+
+    def _check(self, frame: CameraFrame) -> None:
+        rgb, K = frame.rgb, np.asarray(frame.K)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise PipelineError(f"frame must be HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise PipelineError(f"intrinsics must be a finite 3x3 matrix with fx, fy > 0, got {K.tolist()}")
+        if not math.isfinite(frame.stamp):
+            raise PipelineError(f"stamp must be finite, got {frame.stamp}")
+
+    @torch.no_grad()
+    def process(self, frame: CameraFrame) -> PerceptionResult:
+        """Run every head on one frame (the encoder exactly once) and return the outputs at input resolution."""
+        self._check(frame)
+        t0 = time.perf_counter()
+        reset = self._window_check(frame.stamp)
+        if reset is not None:
+            self.ring.clear()
+        self.last_stamp = frame.stamp
+        H, W = frame.rgb.shape[:2]
+        image, crop = preprocess(frame.rgb, self.cfg.crop_bottom, self.model_hw)
+        K_net = model_intrinsics(frame.K, (H - crop, W), self.model_hw)
+        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
+        K_t = torch.as_tensor(K_net, dtype=torch.float32, device=self.device)[None]
+        timings: dict[str, float] = {}
+        with self._autocast():
+            feats = self.model.encode(x)
+            timings["encode"] = time.perf_counter() - t0
+            _, depth = self.model.predict_depth(feats)
+            depth = depth.float()
+            if self.cfg.metric_scale:
+                scale = float(metric_scale_from_camera_height(depth, K_t, self.cfg.camera_height)[0])
+                self.scale = scale if math.isfinite(scale) and scale > 0 else self.scale
+            else:
+                self.scale = 1.0
+            out = {"depth": restore_rows(depth * self.scale, H, W, crop, math.nan, "bilinear")[0, 0]}
+            relative = None
+            if len(self.ring) > 0:
+                previous = self.ring.frame(0)
+                T, axis_angle, translation = self.model.predict_pose(previous, feats)
+                flow, mask = self.model.predict_motion(previous, feats, axis_angle, translation)
+                relative = T[0].double().cpu().numpy()
+                relative[:3, 3] *= self.scale
+                flow = restore_rows(flow * self.scale, H, W, crop, math.nan, "bilinear")
+                out["scene_flow"] = flow[0].permute(1, 2, 0)
+                out["motion_mask"] = restore_rows(mask, H, W, crop, 0.0, "bilinear")[0, 0] > 0.5
+            seg = self._segment(feats, H, W, crop)
+            self.ring.push(feats)
+            curvature = None
+            if len(self.ring) == self.ring.capacity:
+                curvature = float(self.model.predict_steering(self.ring.window()).float()[0])
+        if relative is not None:
+            self.pose = self.pose @ relative
+        arrays = {k: v.cpu().numpy() for k, v in out.items()}
+        timings["total"] = time.perf_counter() - t0
+        return PerceptionResult(
+            stamp=frame.stamp, K=np.asarray(frame.K, np.float64), depth=arrays["depth"].astype(np.float32),
+            metric=self.cfg.metric_scale, scale=self.scale, pose=self.pose.copy(), window_length=len(self.ring),
+            scene_flow=arrays.get("scene_flow"), motion_mask=arrays.get("motion_mask"), relative_pose=relative,
+            curvature=curvature,
+            steering_angle=None if curvature is None else ackermann_steering_angle(curvature, self.cfg.wheelbase),
+            reset=reset, timings=timings, **seg,
+        )
+
+    def _segment(self, feats: list[torch.Tensor], H: int, W: int, crop: int) -> dict[str, np.ndarray]:
+        """Semantic / instance / panoptic maps at the input size; panoptic alone also yields the other two."""
+        tasks = list(self.cfg.segmentation_tasks)
+        if not tasks:
+            return {}
+        preds = self.model.predict_segmentation(feats, tasks)
+        size = self.model_hw
+        post = {"panoptic": to_panoptic, "semantic": to_semantic, "instance": lambda *a: to_instance(*a).id_map}
+        maps = {task: post[task](p.class_logits.float(), p.mask_logits.float(), size) for task, p in preds.items()}
+        fills = {"panoptic": VOID * 1000, "semantic": VOID, "instance": 0}
+        dtypes = {"panoptic": np.int32, "semantic": np.uint8, "instance": np.uint16}
+        result = {
+            name: restore_rows(m[:, None].double(), H, W, crop, fills[name], "nearest")[0, 0].cpu().numpy().astype(
+                dtypes[name])
+            for name, m in maps.items()
+        }
+        if "panoptic" in result:
+            result.setdefault("semantic", (result["panoptic"] // 1000).astype(np.uint8))
+            result.setdefault("instance", instances_from_panoptic(result["panoptic"]))
+        return result

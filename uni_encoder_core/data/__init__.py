@@ -1,0 +1,1 @@
+"""Data: the synthetic driving world, typed samples and data sets."""

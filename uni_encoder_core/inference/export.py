@@ -86,13 +86,25 @@ class SegmentationGraph(EncoderGraph):
 
 @dataclass
 class GraphReport:
-    """Export result of one graph: file, outputs and the largest |ONNX - PyTorch| at each checked width."""
+    """Export result of one graph: file, outputs and the largest |ONNX - PyTorch| per checked input.
+
+    ``torch_sensitivity`` is PyTorch's own change under a relative 1e-6 perturbation of the inputs: the
+    floor below which a difference cannot be blamed on the export (the segmentation decoder's masked
+    attention thresholds ``sigmoid(mask) < 0.5``, so its outputs jump where a mask logit is near 0).
+    """
 
     name: str
     file: str
     outputs: list[str]
     max_abs_diff: dict[str, float]
+    torch_sensitivity: dict[str, float]
     error: str | None = None
+
+    def passed(self, tolerance: float) -> bool:
+        """No error, and every difference within ``tolerance`` or within twice PyTorch's own sensitivity."""
+        return self.error is None and all(
+            d <= max(tolerance, 2.0 * self.torch_sensitivity[key]) for key, d in self.max_abs_diff.items()
+        )
 
 
 def _inputs(model: UniEncoder, width: int, batch: int = 1) -> dict[str, dict[str, Tensor]]:
@@ -141,12 +153,23 @@ GRAPHS = {"encoder": EncoderGraph, "depth": DepthGraph, "pose": PoseGraph, "moti
           "steering": SteeringGraph, "segmentation": SegmentationGraph}
 
 
-def _compare(session: ort.InferenceSession, graph: nn.Module, inputs: dict[str, Tensor]) -> float:
+def _run_torch(graph: nn.Module, inputs: list[Tensor]) -> list[np.ndarray]:
     with torch.no_grad():
-        expected = graph(*inputs.values())
-    expected = expected if isinstance(expected, tuple) else (expected,)
+        out = graph(*inputs)
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+
+def _compare(session: ort.InferenceSession, graph: nn.Module, inputs: dict[str, Tensor]) -> tuple[float, float]:
+    """(max |ONNX - PyTorch|, max |PyTorch(x) - PyTorch(x * (1 + 1e-6 noise))|) for one input set."""
+    expected = _run_torch(graph, list(inputs.values()))
     got = session.run(None, {k: v.numpy() for k, v in inputs.items()})
-    return max(float(np.abs(e.numpy() - g).max()) for e, g in zip(expected, got))
+    g = torch.Generator().manual_seed(0)
+    nudged = [v * (1 + 1e-6 * torch.randn(v.shape, generator=g)) for v in inputs.values()]
+    return _max_diff(expected, got), _max_diff(expected, _run_torch(graph, nudged))
 
 
 def export_model(model: UniEncoder, out_dir: str | Path, widths: tuple[int, int] | None = None) -> list[GraphReport]:
@@ -175,11 +198,12 @@ def export_model(model: UniEncoder, out_dir: str | Path, widths: tuple[int, int]
                     dynamic_axes=_dynamic_axes(inputs, outputs), opset_version=OPSET, dynamo=False,
                 )
             session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-            diffs = {key: _compare(session, graph, example[name]) for key, example in examples.items()}
-            reports.append(GraphReport(name, file.name, outputs, diffs))
+            results = {key: _compare(session, graph, example[name]) for key, example in examples.items()}
+            diffs = {key: r[0] for key, r in results.items()}
+            reports.append(GraphReport(name, file.name, outputs, diffs, {key: r[1] for key, r in results.items()}))
         except Exception as exc:  # noqa: BLE001 - recorded in the report, the other graphs still export
             file.unlink(missing_ok=True)
-            reports.append(GraphReport(name, "", outputs, {}, f"{type(exc).__name__}: {str(exc)[:500]}"))
+            reports.append(GraphReport(name, "", outputs, {}, {}, f"{type(exc).__name__}: {str(exc)[:500]}"))
     with atomic_writer(out_dir / "export_report.json", "w") as fh:
         json.dump({"opset": OPSET, "height": model.cfg.height, "graphs": [asdict(r) for r in reports]}, fh, indent=2)
     return reports
@@ -205,10 +229,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     failed = False
     for r in export_model(model, args.out):
-        worst = max(r.max_abs_diff.values(), default=float("nan"))
-        bad = r.error is not None or not worst <= args.tolerance
-        failed |= bad
-        detail = r.error or "  ".join(f"batch x width {k}: {d:.2e}" for k, d in r.max_abs_diff.items())
-        print(f"{'FAIL' if bad else 'ok  '} {r.name:<13} max abs diff  {detail}")
+        failed |= not r.passed(args.tolerance)
+        detail = r.error or "  ".join(
+            f"{k}: {d:.2e} (torch itself {r.torch_sensitivity[k]:.1e})" for k, d in r.max_abs_diff.items()
+        )
+        print(f"{'ok  ' if r.passed(args.tolerance) else 'FAIL'} {r.name:<13} max abs diff [batch x width]  {detail}")
     print(f"report: {Path(args.out) / 'export_report.json'}")
     return 1 if failed else 0

@@ -148,7 +148,8 @@ class SyntheticWorld:
     def pose(self, i: int) -> np.ndarray:
         """``T_world_cam`` (4x4 float64) of frame ``i``: camera optical frame -> world."""
         cam = self.camera(i)
-        T = np.eye(4)
+        T = np.zeros((4, 4))
+        T[3, 3] = 1.0
         T[:2, 0] = cam.right
         T[:3, 1] = (0.0, 0.0, -1.0)
         T[:2, 2] = cam.forward

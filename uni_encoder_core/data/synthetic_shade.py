@@ -47,15 +47,15 @@ def shade_ground(z, x, y, road: Road, layout: Layout, style: Style, s_guess) -> 
     label[on_road] = ROAD
     label[on_walk] = SIDEWALK
     fade = np.clip(1.0 - z / np.float32(80.0), 0.25, 1.0)
-    fine = style.texture(x * (1 / 0.06), y * (1 / 0.06)) * fade
+    fine = style.texture(x * (1 / 0.1), y * (1 / 0.1)) * fade
     coarse = style.texture(x * (1 / 1.7), y * (1 / 1.7) + 17.0)
     colour = np.empty((len(z), 3), dtype=np.float32)
     colour[:] = style.grass
     colour *= (1.0 + 0.25 * fine + 0.15 * coarse)[:, None]
     colour[on_road] = style.asphalt * (1.0 + 0.1 * fine[on_road] + 0.08 * coarse[on_road])[:, None]
     sw, adw = s[on_walk], ad[on_walk]
-    tiles = ((np.mod(sw, 0.6) < 0.035) | (np.mod(adw - kerb, 0.6) < 0.035)) & (adw > kerb + 0.25)
-    colour[on_walk] = style.sidewalk * (1.0 + 0.06 * fine[on_walk] - 0.18 * tiles * fade[on_walk])[:, None]
+    tiles = ((np.mod(sw, 0.6) < 0.05) | (np.mod(adw - kerb, 0.6) < 0.05)) & (adw > kerb + 0.25)
+    colour[on_walk] = style.sidewalk * (1.0 + 0.06 * fine[on_walk] - 0.12 * tiles * fade[on_walk])[:, None]
     sr, adr = s[on_road], ad[on_road]
     paint = ((adr < 0.075) & (np.mod(sr, 9.0) < 3.0)) | (np.abs(adr - layout.lane_width) < 0.06)
     road_idx = np.flatnonzero(on_road)

@@ -211,3 +211,15 @@ def test_metric_scale_from_camera_height_undoes_an_unknown_depth_scale():
     factors = torch.tensor([0.27, 3.7])
     scale = metric_scale_from_camera_height(depth * factors.view(2, 1, 1, 1), K, camera_height=1.6)
     assert torch.allclose(scale, 1.0 / factors, rtol=0.01)
+
+
+def test_metric_scale_on_the_synthetic_world():
+    from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
+
+    world = SyntheticWorld(WorldConfig(seed=2, height=96, width=256, num_frames=30, camera_height=1.5))
+    frames = [world.frame(i) for i in (3, 17)]  # parked and moving cars, kerbs, sidewalks; sky has depth 0
+    depth = torch.stack([torch.from_numpy(f.depth) for f in frames])[:, None]
+    K = torch.from_numpy(frames[0].K).float().expand(2, 3, 3)
+    factors = torch.tensor([2.0, 0.4])
+    scale = metric_scale_from_camera_height(depth * factors.view(2, 1, 1, 1), K, camera_height=1.5)
+    assert torch.allclose(scale, 1.0 / factors, rtol=0.01)

@@ -209,3 +209,56 @@ def test_collate_rejects_mixed_ground_truth(world):
     with pytest.raises(ValueError, match="depth"):
         collate([s, bare])
     assert math.isclose(float(collate([bare, bare]).K[1, 0, 0]), float(s.K[0, 0]))
+
+
+def test_synth_command_writes_frames_meta_sheet_and_a_readable_bag(tmp_path):
+    import json
+
+    import cv2
+    from rosbags.rosbag2 import Reader
+
+    from uni_encoder_core.cli import main
+    from uni_encoder_core.data.rosbag_writer import typestore
+
+    out = tmp_path / "synth"
+    assert main(["synth", "--out", str(out), "--frames", "3", "--seed", "4", "--height", "48", "--width", "128",
+                 "--bag", str(tmp_path / "drive.mcap")]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["frames"] == [f"frame_{i:06d}.npz" for i in range(3)]
+    assert meta["camera_height"] == 1.5 and meta["wheelbase"] == 2.7 and meta["fps"] == 10.0
+    assert meta["classes"][13]["name"] == "car" and meta["classes"][13]["thing"]
+    world = SyntheticWorld(WorldConfig(seed=4, height=48, width=128, num_frames=3))
+    np.testing.assert_allclose(meta["K"], world.K)
+    stored = [np.load(out / name) for name in meta["frames"]]
+    assert set(stored[0].files) >= {"rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_cam",
+                                    "scene_flow", "motion_mask", "curvature", "stamp"}
+    f1 = world.frame(1)
+    for key in ("rgb", "depth", "panoptic", "scene_flow", "T_world_cam"):
+        assert stored[1][key].tobytes() == np.asarray(getattr(f1, key)).tobytes()
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape == (3 * 48, 4 * 128, 3)
+
+    store = typestore()
+    with Reader(tmp_path / "drive") as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        assert topics["/camera/image_raw"] == "sensor_msgs/msg/Image"
+        assert topics["/ground_truth/steering"] == "ackermann_msgs/msg/AckermannDriveStamped"
+        msgs = {}
+        for conn, stamp, raw in reader.messages():
+            msgs.setdefault(conn.topic, []).append((stamp, store.deserialize_cdr(raw, conn.msgtype)))
+    assert all(len(v) == 3 for v in msgs.values())
+    for i, (stamp, img) in enumerate(msgs["/camera/image_raw"]):
+        header_ns = img.header.stamp.sec * 10**9 + img.header.stamp.nanosec
+        assert stamp == round(float(stored[i]["stamp"]) * 1e9) == header_ns
+        assert (img.encoding, img.height, img.width, img.step) == ("rgb8", 48, 128, 3 * 128)
+        assert bytes(img.data) == stored[i]["rgb"].tobytes()
+    np.testing.assert_allclose(msgs["/camera/camera_info"][0][1].k, world.K.ravel())
+    curv = [m.data for _, m in msgs["/ground_truth/curvature"]]
+    np.testing.assert_allclose(curv, [float(s["curvature"]) for s in stored])
+    steer = msgs["/ground_truth/steering"][2][1].drive.steering_angle
+    assert steer == pytest.approx(math.atan(2.7 * curv[2]), abs=1e-6)
+    odom = msgs["/ground_truth/odom"][2][1]
+    assert odom.pose.pose.position.x == pytest.approx(stored[2]["T_world_cam"][0, 3])
+    assert odom.twist.twist.linear.x == pytest.approx(10.0)
+    depth = np.frombuffer(bytes(msgs["/ground_truth/depth"][0][1].data), np.float32).reshape(48, 128)
+    np.testing.assert_array_equal(np.nan_to_num(depth, nan=0.0), stored[0]["depth"])

@@ -30,7 +30,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, qos_profile_sensor_data, qos_profile_system_default
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, qos_profile_sensor_data, qos_profile_system_default
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from scipy.spatial.transform import Rotation
@@ -73,6 +73,12 @@ PALETTE[:19] = [
     (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
     (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
 ]
+# Publishers: the RMW's default reliability and durability, keep-last 5 (the system-default history of Fast DDS is
+# keep-last 1, which loses a sample whenever a reader is a frame behind).
+OUTPUT_QOS = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=qos_profile_system_default.reliability,
+    durability=qos_profile_system_default.durability,
+)
 OPTICAL_IN_BODY = np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])  # REP 103: optical (x right, y down, z fwd)
 
 
@@ -145,7 +151,8 @@ class PerceptionNode(LifecycleNode):
         self.released = False
         self.mailbox = Mailbox()
         self.processing = threading.Lock()
-        self.counts = dict.fromkeys(("received", "processed", "rejected", "steering", "stop"), 0)
+        self.counts = dict.fromkeys(("received", "processed", "rejected", "steering", "stop", "transport_dropped"), 0)
+        self.sequence: dict[bytes, int] = {}  # newest publication sequence number per image publisher
         self.last_reject = ""
         self.latency = deque(maxlen=200)  # (processing s, pipeline s) per output
         self.latest_stamp: Time | None = None
@@ -217,7 +224,7 @@ class PerceptionNode(LifecycleNode):
         }
         for topic, msg_type in topics.items():
             self.pubs[topic] = self.create_publisher(
-                msg_type, topic, qos_profile_system_default, qos_overriding_options=qos
+                msg_type, topic, OUTPUT_QOS, qos_overriding_options=qos
             )
         if self.param("publish_tf"):
             self.pubs["/tf"] = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
@@ -246,6 +253,7 @@ class PerceptionNode(LifecycleNode):
         self.io_timers = [self.create_timer(period, self.watchdog, self.monitor_group)]
         self.active_since = self.get_clock().now()
         self.latest_stamp = None
+        self.sequence.clear()
         self.state = "active"
         return TransitionCallbackReturn.SUCCESS
 
@@ -283,9 +291,20 @@ class PerceptionNode(LifecycleNode):
 
     # ----------------------------------------------------------------- input
 
-    def on_image(self, msg: Image | CompressedImage) -> None:
-        """Validate and keep the newest frame; wake the processing group."""
+    def on_image(self, msg: Image | CompressedImage, info: dict) -> None:
+        """Validate and keep the newest frame; wake the processing group.
+
+        Frames the keep-last-1 subscription never delivered show up as gaps in the publisher's
+        sequence numbers and are counted as dropped in transport.
+        """
         self.counts["received"] += 1
+        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
+        if seq is not None and gid is not None:
+            key = bytes(gid["data"])
+            last = self.sequence.get(key)
+            if last is not None and seq > last + 1:
+                self.counts["transport_dropped"] += seq - last - 1
+            self.sequence[key] = seq
         try:
             rgb = image_to_rgb8(msg)
         except ImageError as exc:
@@ -461,8 +480,10 @@ class PerceptionNode(LifecycleNode):
         if self.state == "active" and self.input_age() > self.param("max_input_age"):
             status.level = DiagnosticStatus.ERROR
             status.message = f"input stale: {self.input_age():.2f} s > max_input_age {self.param('max_input_age')} s"
-        elif self.state.startswith("failed") or self.state == "unconfigured":
+        elif self.state.startswith("failed"):
             status.level, status.message = DiagnosticStatus.ERROR, f"model not loaded ({self.state})"
+        elif self.state != "active":
+            status.level, status.message = DiagnosticStatus.WARN, f"not active ({self.state})"
         elif counts["rejected"] > before["rejected"]:
             status.level = DiagnosticStatus.WARN
             status.message = f"rejected {counts['rejected'] - before['rejected']} frames: {self.last_reject}"
@@ -478,7 +499,8 @@ class PerceptionNode(LifecycleNode):
             "pipeline_latency_ms_p50": f"{np.percentile(latency[:, 1], 50):.1f}",
             "frames_received": str(counts["received"]),
             "frames_processed": str(counts["processed"]),
-            "frames_dropped": str(self.mailbox.dropped),
+            "frames_dropped": str(self.mailbox.dropped + counts["transport_dropped"]),
+            "frames_dropped_in_transport": str(counts["transport_dropped"]),
             "frames_rejected": str(counts["rejected"]),
             "last_reject_reason": self.last_reject,
             "window_length": str(window),

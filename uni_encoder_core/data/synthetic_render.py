@@ -50,6 +50,8 @@ class Style:
     zenith: np.ndarray
     horizon: np.ndarray
     haze_distance: float
+    tint: np.ndarray  # colour of the light times exposure, applied to every lit surface
+    clouds: float  # cloud threshold on the unit-variance noise: lower = more cloud
     asphalt: np.ndarray
     sidewalk: np.ndarray
     grass: np.ndarray
@@ -66,10 +68,14 @@ class Style:
         f = np.fft.fftfreq(TILE)
         spectrum *= np.exp(-(f[:, None] ** 2 + f[None, :] ** 2) / (2 * 0.08**2))
         noise = np.fft.ifft2(spectrum).real
+        warm = rng.uniform(0.0, 1.0) ** 2 * (1 - overcast)  # low evening sun to neutral daylight
         return Style(
             sun=sun, ambient=0.45 + 0.25 * overcast, sunlight=0.75 * (1 - 0.6 * overcast),
-            zenith=zenith, horizon=np.array([0.78, 0.82, 0.88]) * rng.uniform(0.9, 1.05),
+            zenith=zenith, horizon=np.array([0.78, 0.82, 0.88]) * rng.uniform(0.9, 1.05) * (1 - 0.2 * warm)
+            + np.array([0.2, 0.1, 0.0]) * warm,
             haze_distance=rng.uniform(250.0, 600.0),
+            tint=np.array([1.0, 1.0 - 0.1 * warm, 1.0 - 0.25 * warm], np.float32) * rng.uniform(0.85, 1.15),
+            clouds=1.3 - 1.8 * overcast,
             asphalt=np.array([0.3, 0.3, 0.32]) * rng.uniform(0.75, 1.2),
             sidewalk=np.array([0.6, 0.57, 0.53]) * rng.uniform(0.85, 1.1),
             grass=np.array([0.3, 0.42, 0.18]) * rng.uniform(0.8, 1.15),

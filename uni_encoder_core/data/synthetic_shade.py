@@ -149,7 +149,7 @@ def shade_sky(xc: np.ndarray, yc: np.ndarray, heading: float, style: Style) -> n
     colour = style.horizon * (1 - t)[:, None] + style.zenith * t[:, None]
     azimuth = heading - np.arctan(xc)
     cloud = style.texture(np.mod(azimuth, 2 * np.pi) * (256 / (2 * np.pi)) * 3, elevation * 300.0 + 50.0)
-    amount = np.clip((cloud - 0.5) * 0.8, 0.0, 0.75) * (elevation > 0)
+    amount = np.clip((cloud - style.clouds) * 0.8, 0.0, 0.75) * (elevation > 0)
     colour = colour * (1 - amount)[:, None] + 0.96 * amount[:, None]
     return colour.astype(np.float32)
 
@@ -167,7 +167,7 @@ def shade(hits: Hits, boxes: Boxes, cam: Camera, road: Road, layout: Layout, sty
 
     def haze(colour, z):
         a = np.exp(z * np.float32(-1.0 / style.haze_distance))[:, None]
-        return colour * a + haze_colour * (1.0 - a)
+        return colour * (a * style.tint) + haze_colour * (1.0 - a)
 
     finite = np.isfinite(depth)
     idx = np.flatnonzero(finite & (box < 0))  # ground

@@ -212,6 +212,11 @@ def test_forward_train_returns_what_the_losses_need(tiny):
         T, _, _ = tiny.predict_pose(tiny.encode(frames[1]), tiny.encode(frames[0]))
     torch.testing.assert_close(out.poses[1], T, atol=1e-5, rtol=1e-4)
     assert out.segmentation.class_logits.shape[0] == 3 and out.segmentation.text_queries is not None
+    assert out.segmentation.mask_logits.shape[-2:] == (16, 32)
+    # labelled images of another size take their own encoder pass
+    with torch.no_grad():
+        other = tiny.forward_train(frames, K, torch.rand(3, 3, 96, 160), ["semantic"] * 3, text_ids, motion=False)
+    assert other.segmentation.mask_logits.shape[-2:] == (24, 40) and other.depth.shape == (2, 1, 64, 128)
     no_motion = tiny.forward_train(frames, motion=False)
     assert no_motion.poses and not no_motion.complete_flow and no_motion.segmentation is None
 
@@ -309,13 +314,14 @@ def test_paper_configuration_builds_at_full_size():
     with torch.no_grad():
         feats = model.encode(images)
         assert [tuple(f.shape[1:]) for f in feats] == [(96, 48, 128), (192, 24, 64), (384, 12, 32), (768, 6, 16)]
-        _, depth = model.predict_depth(feats[:])
         src, tgt = [f[:1] for f in feats], [f[1:] for f in feats]
+        _, depth = model.predict_depth(tgt)
         T, aa, t = model.predict_pose(src, tgt)
         flow, mask = model.predict_motion(src, tgt, aa, t)
         seg = model.predict_segmentation(tgt, ["panoptic"])
         curvature = model.predict_steering(feats[3][:1].unsqueeze(1).repeat(1, 16, 1, 1, 1))
-    assert depth.shape == (2, 1, 192, 512) and flow.shape == (1, 3, 192, 512) and mask.shape == (1, 1, 192, 512)
+    assert depth.shape == (1, 1, 192, 512) and flow.shape == (1, 3, 192, 512) and mask.shape == (1, 1, 192, 512)
+    assert depth.min() >= 0.1 and depth.max() <= 100.0 and ((mask >= 0) & (mask <= 1)).all()
     check_pose(T, aa, t, 1)
     assert seg["panoptic"].mask_logits.shape == (1, 150, 48, 128)
     assert curvature.shape == (1,) and torch.isfinite(curvature).all()

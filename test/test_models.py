@@ -303,6 +303,22 @@ def test_encoder_loads_local_pretrained_timm_weights(tmp_path, tiny_cfg):
         SharedEncoder(EncoderConfig(**{**vars(tiny_cfg.encoder), "pretrained": str(path)}))
 
 
+def test_pair_encoder_adapts_rgb_weights_to_six_channels(tmp_path):
+    torch.manual_seed(8)
+    classifier = timm.create_model("resnet18", pretrained=False)
+    path = tmp_path / "resnet18.pth"
+    torch.save(classifier.state_dict(), path)
+    encoder = SharedEncoder(EncoderConfig("resnet18", pretrained=str(path), in_chans=6))
+    assert encoder.channels == [64, 128, 256, 512]
+    rgb = classifier.conv1.weight.detach()
+    pair = encoder.backbone.conv1.weight.detach()
+    assert pair.shape == (64, 6, 7, 7)
+    # each image of the pair gets half the RGB filter: a pair of equal images gives the RGB response
+    torch.testing.assert_close(pair[:, :3], 0.5 * rgb)
+    torch.testing.assert_close(pair[:, 3:], 0.5 * rgb)
+    torch.testing.assert_close(encoder.backbone.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
+
+
 def test_paper_configuration_builds_at_full_size():
     cfg = load_config(CONFIGS / "swin_t.yaml", ModelConfig)
     torch.manual_seed(0)

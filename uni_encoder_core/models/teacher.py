@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from uni_encoder_core.config import ModelConfig
@@ -12,7 +10,7 @@ from uni_encoder_core.models.depth import DepthDecoder
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.motion import MotionMaskDecoder, SceneFlowDecoder
 from uni_encoder_core.models.pose import PoseHead
-from uni_encoder_core.models.segmentation import SegmentationHead
+from uni_encoder_core.models.segmentation import SegmentationHead, SegmentationPrediction
 from uni_encoder_core.models.unified import MultiTaskModel, TrainOutputs, check_train_inputs, compose_flow
 
 
@@ -64,7 +62,7 @@ class Teacher(MultiTaskModel):
         feats = self.motion_encoder(self.normalise(torch.cat([images_src, images_tgt], dim=1)))
         return self.scene_flow(feats, axis_angle, translation), self.motion_mask(feats, axis_angle, translation)
 
-    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, Any]:
+    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
         """Swin features -> ``{task: SegmentationPrediction}``."""
         return self.segmentation(feats, tasks)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -151,7 +150,7 @@ class UniEncoder(MultiTaskModel):
         pair = [torch.cat([s, t], dim=1) for s, t in zip(feats_src, feats_tgt)]
         return self.scene_flow(pair, axis_angle, translation), self.motion_mask(pair, axis_angle, translation)
 
-    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, Any]:
+    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
         """Features -> ``{task: SegmentationPrediction}`` for the requested tasks."""
         return self.segmentation(feats, tasks)
 

@@ -74,9 +74,9 @@ def self_supervised_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_ssup`` and its unweighted terms (scale-averaged, detached) for logging.
 
-    ``min_depth``/``max_depth`` map the sigmoid disparities to depth (DepthConfig); ``generator`` drives the
-    auto-mask tie noise and the RANSAC ground fit. Terms: ``recon``, ``smooth_disp`` and, when available,
-    ``smooth_flow``, ``smooth_mask``, ``consistency``, ``sparsity``, ``ground``, ``automask_fraction``.
+    ``min_depth``/``max_depth`` map the sigmoid disparities to depth (DepthConfig); ``generator`` (on the inputs'
+    device) drives the auto-mask tie noise and the RANSAC ground fit. Terms: ``recon``, ``smooth_disp`` and, when
+    available, ``smooth_flow``, ``smooth_mask``, ``consistency``, ``sparsity``, ``ground``, ``automask_fraction``.
     """
     inputs.check()
     target, K = inputs.target, inputs.K

@@ -340,3 +340,27 @@ def test_lifecycle_by_service_with_compressed_input(ros, checkpoint, world, tmp_
     finally:
         probe.close()
         stop_node(proc)
+
+
+@pytest.mark.ros
+def test_demo_writes_the_results_folder(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "uni_encoder_core.cli", "demo", "--out", str(out), "--frames", "24",
+           "--height", str(H), "--width", str(W)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "RANDOM weights" in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_published"] == 24 and summary["trained_weights"] is False
+    assert summary["frames_processed"] + summary["frames_dropped"] + summary["frames_rejected"] == 24
+    assert summary["first_steering_frame"] >= 15 and summary["stop_commands_after_input_ended"] > 0
+    assert summary["headers_match"] and set(summary["latency_ms"]) == {"p50", "p90", "p99"}
+    for panel in summary["panels"]:
+        assert (out / panel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"depth.png", "segmentation_semantic.png", "scene_flow.png", "odom.png", "steering.png"} <= set(
+        summary["panels"])
+    assert "WARNING: random weights" in (out / "summary.md").read_text()

@@ -1,0 +1,188 @@
+"""``uni-encoder demo``: the perception node's main job on an embedded default, no ROS install needed.
+
+Starts the real ``perception_node`` (a separate process, real Fast DDS on loopback), streams the synthetic
+driving world to it as ``image`` + ``camera_info`` at the camera rate, records every output topic, lets the
+input go stale to see the watchdog's stop command, and writes ``OUT/`` with one PNG panel per output,
+``summary.json`` / ``summary.md`` (frames in/out, latency percentiles, drops, rejects) and ``node.log``.
+
+Without a trained demo checkpoint (``checkpoints/demo_tiny.pt``) the tiny model runs with random weights:
+the outputs then show the plumbing (topics, headers, rates, latency), not perception quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from uni_encoder_ros.demo_report import stamp_seconds, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo_tiny.pt"
+IMAGE_TOPICS = ("depth", "segmentation/semantic", "segmentation/instance", "segmentation/panoptic",
+                "segmentation/semantic_color", "scene_flow", "motion_mask")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``uni-encoder demo``."""
+    parser.add_argument("--out", default="results/demo", help="results folder (created)")
+    parser.add_argument("--checkpoint", help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)}, "
+                                             "else random tiny weights)")
+    parser.add_argument("--frames", type=int, default=64, help="camera frames to stream")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate (Hz)")
+    parser.add_argument("--height", type=int, default=192, help="camera image height (px)")
+    parser.add_argument("--width", type=int, default=512, help="camera image width (px)")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic world seed")
+    parser.add_argument("--device", default="cpu", help="torch device of the node")
+    parser.add_argument("--startup-timeout", type=float, default=180.0, help="s to wait for the node to come up")
+
+
+def resolve_checkpoint(args: argparse.Namespace, out: Path) -> tuple[Path, bool]:
+    """(checkpoint to use, whether it is trained); writes a random tiny checkpoint when none exists."""
+    if args.checkpoint:
+        return Path(args.checkpoint), True
+    if DEMO_CHECKPOINT.is_file():
+        return DEMO_CHECKPOINT, True
+    import torch
+
+    from uni_encoder_core.config import ModelConfig, load_config
+    from uni_encoder_core.models.checkpoint import save_checkpoint
+    from uni_encoder_core.models.unified import UniEncoder
+
+    print(f"WARNING: no trained demo checkpoint at {DEMO_CHECKPOINT}: running the tiny model with RANDOM weights. "
+          "The outputs show topics, headers, rates and latency, not perception quality.", file=sys.stderr)
+    torch.manual_seed(args.seed)
+    path = out / "random_tiny.pt"
+    save_checkpoint(UniEncoder(load_config(ROOT / "config/model/tiny.yaml", ModelConfig)), path)
+    return path, False
+
+
+class Recorder:
+    """An rclpy node that publishes the camera and records every output with its arrival time."""
+
+    def __init__(self):
+        import rclpy
+        from ackermann_msgs.msg import AckermannDriveStamped
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Odometry
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+        from tf2_msgs.msg import TFMessage
+
+        self.rclpy = rclpy
+        self.node = rclpy.create_node("demo_camera")
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.image = self.node.create_publisher(Image, "image", qos)
+        self.info = self.node.create_publisher(CameraInfo, "camera_info", qos)
+        self.got: dict[str, list[tuple[float, Any]]] = defaultdict(list)
+        topics = {t: Image for t in IMAGE_TOPICS} | {
+            "depth/camera_info": CameraInfo, "odom": Odometry, "steering": AckermannDriveStamped,
+            "/tf": TFMessage, "/diagnostics": DiagnosticArray,
+        }
+        for topic, msg_type in topics.items():
+            self.node.create_subscription(msg_type, topic, lambda m, t=topic: self.record(t, m), qos)
+
+    def record(self, topic: str, msg: Any) -> None:
+        """Keep ``msg`` with its arrival time (node clock, s)."""
+        self.got[topic].append((self.now(), msg))
+
+    def now(self) -> float:
+        """Node clock in seconds."""
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        """Spin until ``condition()`` or ``timeout`` s; returns whether it held."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not condition():
+            self.rclpy.spin_once(self.node, timeout_sec=0.02)
+        return condition()
+
+    def stamps(self, topic: str) -> list[float]:
+        """Header stamps (s) of what arrived on ``topic``."""
+        return [stamp_seconds(m) for _, m in self.got[topic]]
+
+
+def stream(rec: Recorder, world, frames: int, rate: float) -> list[float]:
+    """Publish ``frames`` synthetic frames at ``rate`` Hz with live stamps; returns the stamps (s)."""
+    from sensor_msgs.msg import CameraInfo
+
+    from uni_encoder_ros.conversions import numpy_to_image
+
+    sent = []
+    start = time.monotonic()
+    for i in range(frames):
+        frame = world.frame(i)
+        stamp = rec.node.get_clock().now().to_msg()
+        info = CameraInfo(height=frame.rgb.shape[0], width=frame.rgb.shape[1], k=frame.K.reshape(-1).tolist())
+        info.header.stamp, info.header.frame_id = stamp, "camera_optical"
+        msg = numpy_to_image(frame.rgb, "rgb8")
+        msg.header.stamp, msg.header.frame_id = stamp, "camera_optical"
+        rec.info.publish(info)
+        rec.image.publish(msg)
+        sent.append(stamp.sec + stamp.nanosec * 1e-9)
+        rec.spin_until(lambda i=i: time.monotonic() >= start + (i + 1) / rate, 10.0)
+    return sent
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; returns 0 when every output topic delivered and the watchdog stopped the vehicle."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_DOMAIN_ID", "73")
+    import rclpy
+
+    from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint, trained = resolve_checkpoint(args, out)
+    world = SyntheticWorld(WorldConfig(seed=args.seed, height=args.height, width=args.width,
+                                       num_frames=max(args.frames, 2), fps=args.rate))
+    params = {"checkpoint": str(checkpoint), "device": args.device, "publish_tf": "true", "metric_scale": "true",
+              "camera_height": str(world.cfg.camera_height), "max_input_age": "1.0", "max_frame_gap": "1.0",
+              "diagnostics_period": "0.5"}
+    cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "--params-file",
+           str(ROOT / "config/perception.yaml")] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
+    log = out / "node.log"
+    rclpy.init()
+    rec = Recorder()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    started = time.monotonic()
+    try:
+        up = rec.spin_until(lambda: rec.image.get_subscription_count() > 0 or proc.poll() is not None,
+                            args.startup_timeout)
+        if not up or proc.poll() is not None:
+            print(f"uni-encoder demo: the node did not start; see {log}:\n{log.read_text()[-2000:]}", file=sys.stderr)
+            return 1
+        startup = time.monotonic() - started
+        rec.spin_until(lambda: False, 1.0)  # let every output endpoint match
+        sent = stream(rec, world, args.frames, args.rate)
+        rec.spin_until(lambda: sent[-1] in rec.stamps("depth"), 30.0)
+        end = rec.now()
+        rec.spin_until(lambda: any(t > end and m.drive.speed == 0.0 for t, m in rec.got["steering"]), 10.0)
+        rec.spin_until(lambda: False, 1.0)  # one more diagnostics round
+    finally:
+        proc.send_signal(subprocess.signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        rec.node.destroy_node()
+        rclpy.try_shutdown()
+    summary = write_report(out, rec.got, sent, world, {
+        "checkpoint": str(checkpoint), "trained_weights": trained, "device": args.device,
+        "camera": f"{args.width}x{args.height} rgb8 @ {args.rate:g} Hz", "node_startup_s": round(startup, 1),
+    })
+    print((out / "summary.md").read_text())
+    missing = [t for t in IMAGE_TOPICS + ("odom", "steering", "/tf", "/diagnostics") if not rec.got[t]]
+    if missing or not summary["stop_commands_after_input_ended"]:
+        print(f"uni-encoder demo: incomplete run (no output on {missing}, "
+              f"stop commands: {summary['stop_commands_after_input_ended']})", file=sys.stderr)
+        return 1
+    print(f"results in {out}/ ({json.dumps(summary['latency_ms'])} ms latency)")
+    return 0

@@ -80,3 +80,14 @@ def test_failed_save_keeps_the_good_file(tmp_path):
     with pytest.raises(TypeError):
         save_config(object(), path)  # not a dataclass: serialisation fails half way
     assert path.read_bytes() == before
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        save_config(StageConfig(), tmp_path / "stage.yaml")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "stage.yaml").stat().st_mode & 0o777 == 0o644

@@ -143,14 +143,14 @@ def cast(boxes: Boxes, cam: Camera, xc: np.ndarray, yc: np.ndarray, far: float) 
         za, zb = (h - boxes.z1[:, None]) / yc[None, :], (h - boxes.z0[:, None]) / yc[None, :]
     z_lo, z_hi = np.minimum(za, zb).astype(np.float32), np.maximum(za, zb).astype(np.float32)
     t_in, t_out = t_in.astype(np.float32), t_out.astype(np.float32)
-    for k in np.flatnonzero(seen.any(axis=1)):
-        cols = np.flatnonzero(seen[k])
-        c0, c1 = cols[0], cols[-1] + 1
-        t0, t1 = max(t_in[k, c0:c1].min(), NEAR), t_out[k, c0:c1].max()
-        rows = np.flatnonzero((z_lo[k] <= t1) & (z_hi[k] >= t0))
-        if len(rows) == 0:
-            continue
-        r0, r1 = rows[0], rows[-1] + 1
+    t_near = np.where(seen, np.maximum(t_in, NEAR), np.inf).min(axis=1)
+    t_far = np.where(seen, t_out, -np.inf).max(axis=1)
+    rows = (z_lo <= t_far[:, None]) & (z_hi >= t_near[:, None])
+    visible = np.flatnonzero(seen.any(axis=1) & rows.any(axis=1))
+    first_col, last_col = seen.argmax(axis=1), W - seen[:, ::-1].argmax(axis=1)
+    first_row, last_row = rows.argmax(axis=1), H - rows[:, ::-1].argmax(axis=1)
+    for k in visible:
+        c0, c1, r0, r1 = first_col[k], last_col[k], first_row[k], last_row[k]
         lo = z_lo[k, r0:r1, None]
         entry = np.maximum(t_in[k, None, c0:c1], lo)
         hit = (entry <= np.minimum(t_out[k, None, c0:c1], z_hi[k, r0:r1, None])) & (entry > NEAR)
@@ -159,5 +159,5 @@ def cast(boxes: Boxes, cam: Camera, xc: np.ndarray, yc: np.ndarray, far: float) 
         np.copyto(block, entry, where=hit)
         np.copyto(box[r0:r1, c0:c1], k, where=hit)
         np.copyto(horizontal[r0:r1, c0:c1], lo > t_in[k, None, c0:c1], where=hit)
-        np.copyto(end_face[r0:r1, c0:c1], np.broadcast_to(on_end[k, c0:c1], hit.shape), where=hit)
+        np.copyto(end_face[r0:r1, c0:c1], on_end[k, None, c0:c1], where=hit)
     return Hits(depth, box, horizontal, end_face)

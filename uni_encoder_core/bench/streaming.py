@@ -1,0 +1,246 @@
+"""Per-frame streaming paths measured side by side: the unified model with its feature ring, separate per-task
+networks, and naive steering that re-encodes the whole 16-frame window every frame.
+
+Every path sees the same frame sequence and computes depth, pose and scene flow + motion mask against the
+previous frame, segmentation and steering over the last ``window`` frames. Paths are stepped round-robin, one
+frame each per round, so a load change on the machine hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from uni_encoder_core.bench.timing import CallCounter, Clock, summarize
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.inference.pipeline import FeatureRing
+from uni_encoder_core.models.encoder import SharedEncoder
+from uni_encoder_core.models.steering import SteeringHead
+from uni_encoder_core.models.teacher import Teacher
+from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
+
+STAGES = ("encoder", "depth", "pose + flow/mask", "segmentation", "steering")
+
+
+class Heads:
+    """The unified model's per-frame networks as callables; ``wrap`` (e.g. ``torch.compile``) wraps each one and
+    ``dtype`` runs them under autocast."""
+
+    def __init__(self, model: UniEncoder, tasks: list[str], dtype: torch.dtype | None = None,
+                 wrap: Callable[[Callable], Callable] = lambda f: f):
+        self.device_type = next(model.parameters()).device.type
+        self.dtype = dtype
+        self.encode = wrap(model.encode)
+        self.depth = wrap(lambda feats: model.predict_depth(feats)[1])
+        self.pose = wrap(model.predict_pose)
+        self.motion = wrap(model.predict_motion)
+        self.steer = wrap(model.predict_steering)
+        segment = wrap(model.predict_segmentation)
+        self.segment = (lambda feats: segment(feats, tasks)) if tasks else (lambda feats: {})
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """Autocast to ``dtype`` (or nothing)."""
+        return torch.autocast(self.device_type, self.dtype) if self.dtype else contextlib.nullcontext()
+
+
+class UnifiedPath:
+    """One encoder pass per frame; features enter a ``window``-slot ring that pose/motion (previous slot) and
+    steering (all slots) read. ``all_heads=False`` runs the encoder and depth only."""
+
+    def __init__(self, heads: Heads, window: int, all_heads: bool = True):
+        self.heads, self.all_heads = heads, all_heads
+        self.ring = FeatureRing(window)
+
+    def prime(self, images: list[Tensor]) -> None:
+        """Fill the ring with the features of the frames before the measured ones."""
+        if self.all_heads:
+            with torch.no_grad(), self.heads.context():
+                for image in images[-self.ring.capacity:]:
+                    self.ring.push(self.heads.encode(image))
+
+    def step(self, image: Tensor, clock: Clock) -> dict[str, Any]:
+        """Process one frame ``1x3xHxW``; returns depth and, with all heads, pose, flow, mask, segmentation,
+        curvature."""
+        h = self.heads
+        with torch.no_grad(), h.context():
+            feats = h.encode(image)
+            clock.lap("encoder")
+            out: dict[str, Any] = {"depth": h.depth(feats)}
+            clock.lap("depth")
+            if not self.all_heads:
+                return out
+            previous = self.ring.frame(0)
+            out["T"], aa, t = h.pose(previous, feats)
+            out["flow"], out["mask"] = h.motion(previous, feats, aa, t)
+            clock.lap("pose + flow/mask")
+            out["segmentation"] = h.segment(feats)
+            clock.lap("segmentation")
+            self.ring.push(feats)
+            out["curvature"] = h.steer(self.ring.window())
+            clock.lap("steering")
+        return out
+
+
+class NaivePath:
+    """The unified model without a feature cache: every frame re-encodes the ``window - 1`` previous images one by
+    one for the steering window (and takes the previous frame's features from there): ``window`` encoder calls."""
+
+    def __init__(self, heads: Heads, window: int):
+        self.heads = heads
+        self.history: deque[Tensor] = deque(maxlen=window - 1)
+
+    def prime(self, images: list[Tensor]) -> None:
+        """Remember the images before the measured ones."""
+        self.history.extend(images)
+
+    def step(self, image: Tensor, clock: Clock) -> dict[str, Any]:
+        """Process one frame ``1x3xHxW`` with every head."""
+        h = self.heads
+        with torch.no_grad(), h.context():
+            feats = h.encode(image)
+            clock.lap("encoder")
+            out: dict[str, Any] = {"depth": h.depth(feats)}
+            clock.lap("depth")
+            older = [h.encode(old) for old in self.history]
+            clock.lap("encoder")
+            out["T"], aa, t = h.pose(older[-1], feats)
+            out["flow"], out["mask"] = h.motion(older[-1], feats, aa, t)
+            clock.lap("pose + flow/mask")
+            out["segmentation"] = h.segment(feats)
+            clock.lap("segmentation")
+            window = torch.stack([f[-1] for f in older] + [feats[-1]], dim=1)
+            out["curvature"] = h.steer(window)
+            clock.lap("steering")
+        self.history.append(image)
+        return out
+
+
+class SteeringNetwork(MultiTaskModel):
+    """A stand-alone steering network: its own encoder (the model's encoder config) and attentive-pooling head."""
+
+    parts = ("encoder", "steering")
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.encoder = SharedEncoder(cfg.encoder)
+        self.steering = SteeringHead(self.encoder.channels[-1], cfg.steering)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """RGB ``1x3xHxW`` in [0, 1] -> coarsest feature map ``1xCxhxw``."""
+        return self.encoder(self.normalise(images))[-1]
+
+
+class SeparatePath:
+    """Per-task networks: the teacher's Swin (depth + segmentation) and ResNet18 pair encoders (pose; flow + mask,
+    both fed the previous and current images), plus a separate steering network caching its own window."""
+
+    def __init__(self, teacher: Teacher, steering: SteeringNetwork, tasks: list[str]):
+        self.teacher, self.steering, self.tasks = teacher, steering, tasks
+        self.ring = FeatureRing(steering.cfg.steering.window)
+        self.previous: Tensor | None = None
+
+    def prime(self, images: list[Tensor]) -> None:
+        """Fill the steering network's window and remember the previous image."""
+        with torch.no_grad():
+            for image in images[-self.ring.capacity:]:
+                self.ring.push([self.steering.encode(image)])
+        self.previous = images[-1]
+
+    def step(self, image: Tensor, clock: Clock) -> dict[str, Any]:
+        """Process one frame ``1x3xHxW`` with every network; the pair encoders count under pose + flow/mask."""
+        m = self.teacher
+        with torch.no_grad():
+            feats = m.encode(image)
+            clock.lap("encoder")
+            out: dict[str, Any] = {"depth": m.predict_depth(feats)[1]}
+            clock.lap("depth")
+            out["T"], aa, t = m.predict_pose(self.previous, image)
+            out["flow"], out["mask"] = m.predict_motion(self.previous, image, aa, t)
+            clock.lap("pose + flow/mask")
+            out["segmentation"] = m.predict_segmentation(feats, self.tasks) if self.tasks else {}
+            clock.lap("segmentation")
+            self.ring.push([self.steering.encode(image)])
+            clock.lap("encoder")
+            out["curvature"] = self.steering.steering(self.ring.window())
+            clock.lap("steering")
+        self.previous = image
+        return out
+
+
+def synthetic_frame(index: int, height: int, width: int, device: torch.device) -> Tensor:
+    """Seeded random RGB frame ``1x3xHxW`` in [0, 1] (network cost does not depend on the picture)."""
+    g = torch.Generator().manual_seed(index)
+    return torch.rand(1, 3, height, width, generator=g).to(device)
+
+
+def measure(
+    paths: dict[str, Any], frames: int, warmup: int, window: int, height: int, width: int, device: torch.device,
+    counter: CallCounter | None = None, desc: str = "bench",
+) -> dict[str, dict]:
+    """Prime every path with ``window`` frames, then step them round-robin (rotating the order each round) over
+    ``warmup + frames`` more; returns per path its ms/frame samples, stage samples and per-round ratio to the
+    first path (``ratio`` = median over rounds of path ms / first path ms in the same round)."""
+    prime = [synthetic_frame(i, height, width, device) for i in range(window)]
+    for path in paths.values():
+        path.prime(prime)
+    names = list(paths)
+    clock = Clock(device)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    stages: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+    for i in tqdm(range(warmup + frames), desc=desc, unit="frame", leave=False):
+        image = synthetic_frame(window + i, height, width, device)
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            if counter is not None:
+                counter.current = name if i >= warmup else ""
+            clock.start()
+            paths[name].step(image, clock)
+            if i >= warmup:
+                samples[name].append(clock.total)
+                for stage, ms in clock.laps.items():
+                    stages[name].setdefault(stage, []).append(ms)
+    base = samples[names[0]]
+    return {
+        name: {
+            "ms": summarize(samples[name]),
+            "ratio": summarize([a / b for a, b in zip(samples[name], base)])["median"],
+            "stages_ms": {s: summarize(v)["median"] for s, v in stages[name].items()},
+            "samples_ms": samples[name],
+            **({"encoder_calls_per_frame": counter.per_frame(name, frames)} if counter else {}),
+        }
+        for name in names
+    }
+
+
+def build_paths(model: UniEncoder, tasks: list[str], seed: int = 0) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+    """The three streaming paths (unified first: ratios refer to it) and every encoder module by name."""
+    device = next(model.parameters()).device
+    torch.manual_seed(seed + 1)
+    teacher = Teacher(model.cfg).to(device).eval()
+    steering = SteeringNetwork(model.cfg).to(device).eval()
+    heads = Heads(model, tasks)
+    window = model.cfg.steering.window
+    paths = {"unified": UnifiedPath(heads, window), "separate": SeparatePath(teacher, steering, tasks),
+             "naive": NaivePath(heads, window)}
+    encoders = {"unified encoder (Swin)": model.encoder, "teacher encoder (Swin, depth + seg)": teacher.encoder,
+                "teacher pose pair encoder": teacher.pose_encoder, "teacher flow/mask pair encoder":
+                teacher.motion_encoder, "steering encoder (Swin)": steering.encoder}
+    return paths, encoders
+
+
+def run_streaming(model: UniEncoder, tasks: list[str], frames: int, warmup: int, seed: int = 0) -> dict:
+    """Section 1: unified vs separate networks vs naive re-encoding, ms/frame and ratios to unified."""
+    device = next(model.parameters()).device
+    paths, encoders = build_paths(model, tasks, seed)
+    counter = CallCounter(encoders)
+    try:
+        results = measure(paths, frames, warmup, model.cfg.steering.window, model.cfg.height, model.cfg.width,
+                          device, counter, desc="streaming")
+    finally:
+        counter.close()
+    return {"tasks": tasks, "stages": list(STAGES), "paths": results}

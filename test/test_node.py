@@ -293,7 +293,7 @@ def test_missing_checkpoint_fails_configure_with_a_clear_log_line(ros, tmp_path)
         stop_node(proc)
     text = log.read_text()
     assert code == 1, text
-    assert f"configure failed: checkpoint '{tmp_path / 'missing.pt'}'" in text
+    assert f"configure failed: cannot load checkpoint '{tmp_path / 'missing.pt'}'" in text
     assert "checkpoint file not found" in text
 
 

@@ -89,7 +89,10 @@ def test_crop_and_intrinsics_geometry():
         crop_rows(10, 1.0)
     K_full = np.array([[2262.5, 0, 1096.98], [0, 2265.3, 513.137], [0, 0, 1]])  # Cityscapes camera
     K_net = model_intrinsics(K_full, (768, 2048), (192, 512))
-    np.testing.assert_allclose(K_net, [[565.625, 0, 274.245], [0, 566.325, 128.28425], [0, 0, 1]])
+    # pixel centres stay aligned: c' = 0.25 (c + 0.5) - 0.5
+    np.testing.assert_allclose(K_net, [[565.625, 0, 273.87], [0, 566.325, 127.90925], [0, 0, 1]])
+    K_crop = model_intrinsics(K_full, (768, 2048), (768, 2048))  # the crop alone changes nothing
+    np.testing.assert_allclose(K_crop, K_full)
 
 
 def test_preprocess_crops_the_bottom_and_resizes():

@@ -181,6 +181,7 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model (clean FAILURE with the reason on a bad checkpoint) and create the publishers."""
         from uni_encoder_core.inference.pipeline import PerceptionPipeline  # torch loads here, not at import
+        from uni_encoder_core.models.checkpoint import CheckpointError
 
         self.state = "loading"
         try:
@@ -193,7 +194,8 @@ class PerceptionNode(LifecycleNode):
             self.pipeline = PerceptionPipeline(cfg)
         except Exception as exc:  # every failure must reach the log: rclpy hides callback exceptions
             self.state = f"failed: {exc}"
-            self.get_logger().error(f"configure failed: checkpoint '{self.param('checkpoint')}': {exc}")
+            what = f"cannot load checkpoint '{self.param('checkpoint')}': " if isinstance(exc, CheckpointError) else ""
+            self.get_logger().error(f"configure failed: {what}{exc}")
             return TransitionCallbackReturn.FAILURE
         self.limiter = SteeringLimiter(self.param("max_steering_angle"), self.param("max_steering_rate"))
         self.pose_var, self.prev_stamp, self.speed_estimate = np.zeros(6), 0.0, 0.0
@@ -279,15 +281,19 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unload the model and remove the publishers."""
-        for pub in self.pubs.values():
-            self.destroy_publisher(pub)
-        self.pubs, self.pipeline, self.state, self.released = {}, None, "unconfigured", False
+        with self.processing:
+            for pub in self.pubs.values():
+                self.destroy_publisher(pub)
+            self.pubs, self.pipeline, self.state, self.released = {}, None, "unconfigured", False
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything from any state."""
+        self.state = "shutting down"
         self.stop_io()
-        return self.on_cleanup(state)
+        result = self.on_cleanup(state)
+        self.state = "finalized"
+        return result
 
     # ----------------------------------------------------------------- input
 
@@ -349,9 +355,9 @@ class PerceptionNode(LifecycleNode):
                     self.last_reject = str(exc)
                     self.get_logger().warning(f"rejected frame: {exc}", throttle_duration_sec=2.0)
                     continue
-            if result.reset:
-                self.get_logger().info(f"temporal window restarted: {result.reset}")
-            self.publish(header, result)
+                if result.reset:
+                    self.get_logger().info(f"temporal window restarted: {result.reset}")
+                self.publish(header, result)
             self.counts["processed"] += 1
             now = self.get_clock().now()
             age = (now - Time.from_msg(header.stamp)).nanoseconds * 1e-9
@@ -521,10 +527,10 @@ def main(args: list[str] | None = None) -> int:
     executor.add_node(node)
     try:
         if node.param("autostart"):
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("could not configure; exiting")
-                return 1
-            node.trigger_activate()
+            for name, transition in (("configure", node.trigger_configure), ("activate", node.trigger_activate)):
+                if transition() != TransitionCallbackReturn.SUCCESS:
+                    node.get_logger().fatal(f"could not {name}; exiting")
+                    return 1
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

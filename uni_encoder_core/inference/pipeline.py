@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from uni_encoder_core.config import PipelineConfig
-from uni_encoder_core.geometry import metric_scale_from_camera_height
+from uni_encoder_core.geometry import metric_scale_from_camera_height, scale_intrinsics
 from uni_encoder_core.models.checkpoint import load_checkpoint
 from uni_encoder_core.models.segmentation import VOID, to_instance, to_panoptic, to_semantic
 from uni_encoder_core.models.steering import ackermann_steering_angle
@@ -89,10 +89,11 @@ def crop_rows(height: int, crop_bottom: float) -> int:
 def model_intrinsics(K: np.ndarray, kept_hw: tuple[int, int], model_hw: tuple[int, int]) -> np.ndarray:
     """Intrinsics of the network input: the kept (top) ``kept_hw`` rows resized to ``model_hw``.
 
-    Cropping bottom rows leaves ``K`` unchanged; resizing scales ``fx, cx`` by ``W'/W`` and ``fy, cy`` by ``H'/H``.
+    Cropping bottom rows leaves ``K`` unchanged; the resize keeps pixel centres aligned
+    (``u' = sx (u + 0.5) - 0.5``, as ``cv2.resize`` and ``geometry.scale_intrinsics``).
     """
     sx, sy = model_hw[1] / kept_hw[1], model_hw[0] / kept_hw[0]
-    return np.diag([sx, sy, 1.0]) @ np.asarray(K, np.float64)
+    return scale_intrinsics(torch.as_tensor(K, dtype=torch.float64)[None], sx, sy)[0].numpy()
 
 
 def preprocess(rgb: np.ndarray, crop_bottom: float, model_hw: tuple[int, int]) -> tuple[np.ndarray, int]:

@@ -175,7 +175,14 @@ def test_same_seed_identical_bytes_in_any_order():
     assert out == hashlib.sha256(fa.rgb.tobytes() + fa.depth.tobytes() + fa.scene_flow.tobytes()).hexdigest()
 
 
-def test_bad_configuration_and_index_are_named():
+def test_bad_configuration_and_index_are_named(tmp_path):
+    from uni_encoder_core.cli import main
+
+    with pytest.raises(SystemExit, match="height must be a positive integer"):
+        main(["synth", "--out", str(tmp_path), "--height", "0"])
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit, match="exists already"):
+        main(["synth", "--out", str(tmp_path), "--frames", "1", "--bag", str(tmp_path / "taken")])
     with pytest.raises(ValueError, match="height"):
         WorldConfig(height=0)
     with pytest.raises(ValueError, match="max_curvature"):

@@ -121,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
     if args.bag:
         from uni_encoder_core.data.rosbag_writer import GroundTruthBagWriter
 
-        bag = GroundTruthBagWriter(args.bag, cfg).__enter__()
+        try:
+            bag = GroundTruthBagWriter(args.bag, cfg).__enter__()
+        except FileExistsError as exc:
+            raise SystemExit(f"uni-encoder synth: {exc}") from None
     try:
         for i in tqdm(range(cfg.num_frames), desc="synth", unit="frame"):
             frame = world.frame(i)

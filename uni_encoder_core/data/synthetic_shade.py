@@ -112,16 +112,18 @@ def shade_boxes(boxes: Boxes, k, dx, dy, height, horizontal, end, up, style: Sty
     ``height``: above ground (m); ``horizontal``/``end``: hit on the top/bottom face / on an end face;
     ``up``: the ray points upwards.
     """
-    c = np.cos(boxes.heading).astype(np.float32)[k]
-    s = np.sin(boxes.heading).astype(np.float32)[k]
+    cos, sin = np.cos(boxes.heading), np.sin(boxes.heading)
+    c, s = cos.astype(np.float32)[k], sin.astype(np.float32)[k]
     l1, l2 = dx * c + dy * s, dy * c - dx * s
     along = np.where(end, l2, l1)
     half_face = np.where(end, boxes.half_width[k], boxes.half_length[k]).astype(np.float32)
-    sign = np.sign(np.where(end, l1, l2))
-    nx, ny = np.where(end, c, -s) * sign, np.where(end, s, c) * sign
-    sun = style.sun.astype(np.float32)
-    lambert = np.where(horizontal, np.where(up, -sun[2], sun[2]), nx * sun[0] + ny * sun[1])
-    light = style.ambient + style.sunlight * np.maximum(lambert, 0.0)
+    # Lambertian light per box face: front/back end, left/right side, top, bottom
+    sun = style.sun
+    facing = np.stack([cos, -cos, -sin, sin], axis=1) * sun[0] + np.stack([sin, -sin, cos, -cos], axis=1) * sun[1]
+    facing = np.concatenate([facing, np.full((len(cos), 1), sun[2]), np.full((len(cos), 1), -sun[2])], axis=1)
+    table = (style.ambient + style.sunlight * np.maximum(facing, 0.0)).astype(np.float32)
+    face = np.where(horizontal, 4 + up, np.where(end, l1 < 0, 2 + (l2 < 0)))
+    light = table[k, face]
     kind = boxes.kind[k]
     colour = boxes.colour[k]
     z1 = boxes.z1.astype(np.float32)
@@ -139,7 +141,7 @@ def shade_boxes(boxes: Boxes, k, dx, dy, height, horizontal, end, up, style: Sty
     if len(g):
         leaf = style.texture(l1[g] * 2.2 + height[g] * 1.3, l2[g] * 2.2 - height[g] * 0.7)
         colour[g] *= (1.0 + 0.35 * leaf - 0.4 * (horizontal[g] & up[g]))[:, None]
-    return colour * light[:, None].astype(np.float32), KIND_TRAIN_ID[kind]
+    return colour * light[:, None], KIND_TRAIN_ID[kind]
 
 
 def shade_sky(xc: np.ndarray, yc: np.ndarray, heading: float, style: Style) -> np.ndarray:

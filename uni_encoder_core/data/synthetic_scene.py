@@ -25,8 +25,9 @@ class Boxes:
 
     ``x, y``: footprint centre (m, world); ``heading``: yaw of the box's long axis (rad); ``half_length``,
     ``half_width``: footprint half extents (m); ``z0, z1``: bottom and top height (m); ``kind``: one of
-    BUILDING, CAR, POLE, CROWN, TRUNK; ``colour``: Nx3 base colour in [0, 1]; ``pattern``: Nx4 texture
-    parameters (floor height, window spacing, window width and height fractions for buildings);
+    BUILDING, CAR, POLE, CROWN, TRUNK; ``colour``: Nx3 base colour in [0, 1]; ``pattern``: Nx4 shape and
+    texture parameters (buildings: floor height, window spacing, window width and height fractions; cars: body
+    height, cabin length ratio, cabin shift ratio, 1 for the cabin box);
     ``instance``: car instance id (0 = none); ``moving``: True for cars driving along a lane.
     """
 

@@ -6,6 +6,7 @@ and run in file order: stream -> window reset -> bad messages -> burst -> watchd
 
 import ast
 import math
+import os
 import time
 from pathlib import Path
 
@@ -351,7 +352,8 @@ def test_demo_writes_the_results_folder(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "uni_encoder_core.cli", "demo", "--out", str(out), "--frames", "24",
            "--height", str(H), "--width", str(W)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ["ROS_DOMAIN_ID"]) + 100)}  # away from other tests' nodes
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "RANDOM weights" in done.stderr
     summary = json.loads((out / "summary.json").read_text())

@@ -167,7 +167,7 @@ def write_report(out: Path, got: dict[str, list], sent: list[float], world, meta
     latency = np.array([(arrival[s] - s) * 1000.0 for s in sent if s in arrival])
     diagnostics = [
         {"t": t, "level": ord(m.status[0].level), **{kv.key: kv.value for kv in m.status[0].values}}
-        for t, m in got["/diagnostics"] if m.status[0].name.endswith(": perception")
+        for t, m in got["/diagnostics"] if m.status[0].name == "perception_node: perception"
     ]
     if diagnostics:
         diagnostics_panel(out / "diagnostics.png", diagnostics, latency)

@@ -146,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
     params = {"checkpoint": str(checkpoint), "device": args.device, "publish_tf": "true", "metric_scale": "true",
               "camera_height": str(world.cfg.camera_height), "max_input_age": "1.0", "max_frame_gap": "1.0",
               "diagnostics_period": "0.5"}
+    # the recorder is one Python thread on a possibly busy machine: give it a deeper writer history than a vehicle
+    # needs, through the node's standard QoS override parameters
+    params |= {f"qos_overrides./{topic}.publisher.depth": "100" for topic in IMAGE_TOPICS + (
+        "depth/camera_info", "odom", "steering")}
     cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "--params-file",
            str(ROOT / "config/perception.yaml")] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
     log = out / "node.log"

@@ -37,7 +37,8 @@ def _depth_view(ax, depth: np.ndarray, title: str) -> None:
     shown = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan)
     cmap = plt.get_cmap("magma_r").copy()
     cmap.set_bad("0.6")
-    im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=np.nanpercentile(shown, 95) if np.isfinite(shown).any() else 1)
+    low, high = np.nanpercentile(shown, [2, 98]) if np.isfinite(shown).any() else (0.0, 1.0)
+    im = ax.imshow(shown, cmap=cmap, vmin=low, vmax=max(high, low + 1e-6))
     plt.colorbar(im, ax=ax, fraction=0.025, label="m")
     ax.set_title(title)
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 rclpy = pytest.importorskip("rclpy")
-from perception_probe import ROOT, Probe, camera_image, stamp_of, start_node, stop_node  # noqa: E402
+from perception_probe import OUTPUTS, ROOT, Probe, camera_image, stamp_of, start_node, stop_node  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
@@ -131,7 +131,9 @@ def session(ros, checkpoint, tmp_path_factory):
     try:
         started = probe.spin_until(lambda: probe.image.get_subscription_count() > 0 or proc.poll() is not None, 90)
         assert started and proc.poll() is None, f"node did not come up:\n{log.read_text()}"
-        probe.spin_until(lambda: len(probe.got["/diagnostics"]) > 0, 10)
+        topics = [t for t in OUTPUTS if t != "/tf"]
+        probe.spin_until(lambda: all(probe.node.count_publishers(t) > 0 for t in topics), 20)
+        probe.spin_for(1.0)  # let the node match the probe's subscriptions too (semantic_color is on demand)
         yield proc, probe, log
     finally:
         probe.close()

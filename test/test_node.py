@@ -26,6 +26,7 @@ from uni_encoder_ros.node import (  # noqa: E402
     Mailbox,
     SteeringLimiter,
     camera_in_base,
+    camera_matrix,
     odometry_in_base,
 )
 
@@ -61,6 +62,14 @@ def test_camera_extrinsic_and_odometry_follow_rep_103():
     left_turn[:3, :3] = [[c, 0, -s], [0, 1, 0], [s, 0, c]]  # yaw left = rotation about optical -y
     yaw = odometry_in_base(left_turn, T)[:3, :3]
     assert math.atan2(yaw[1, 0], yaw[0, 0]) == pytest.approx(0.1)
+
+
+def test_intrinsics_from_camera_info_or_the_parameter():
+    info = CameraInfo(width=1024, height=384, k=[700.0, 0, 512, 0, 700.0, 192, 0, 0, 1])
+    np.testing.assert_allclose(camera_matrix(192, 512, info, [0.5, 1.0, 0.5, 0.5]),
+                               [[350, 0, 256], [0, 350, 96], [0, 0, 1]])
+    np.testing.assert_allclose(camera_matrix(100, 200, None, [0.58, 1.92, 0.5, 0.5]),
+                               [[116, 0, 100], [0, 192, 50], [0, 0, 1]])
 
 
 def test_mailbox_keeps_the_newest_and_counts_overwrites():

@@ -239,6 +239,16 @@ def test_warm_up_leaves_no_temporal_state(model):
     assert pipe.ring.slots, "warm-up allocates the ring once"
 
 
+def test_release_frees_the_device_state_and_acquire_restores_it(model):
+    pipe = PerceptionPipeline(PipelineConfig(warmup_frames=1), model=model)
+    pipe.process(frames(1)[0])
+    pipe.release()
+    assert pipe.ring.slots == [] and len(pipe.ring) == 0 and pipe.last_stamp is None
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    pipe.acquire()
+    assert pipe.process(frames(1)[0]).window_length == 1
+
+
 def test_bad_settings_and_frames_are_rejected_with_the_reason(model, tmp_path):
     with pytest.raises(PipelineError, match="precision must be one of"):
         PerceptionPipeline(PipelineConfig(precision="int8"), model=model)

@@ -104,6 +104,18 @@ class SteeringLimiter:
         return angle
 
 
+def camera_matrix(height: int, width: int, info: CameraInfo | None, normalised: list[float]) -> np.ndarray:
+    """K (3x3 pixels) for an image of ``height`` x ``width``.
+
+    From ``info`` (camera_info) scaled to that size when given, else from the normalised ``[fx/W, fy/H, cx/W, cy/H]``.
+    """
+    if info is not None:
+        K = np.array(info.k, np.float64).reshape(3, 3)
+        return np.diag([width / info.width, height / info.height, 1.0]) @ K
+    fx, fy, cx, cy = normalised
+    return np.array([[fx * width, 0, cx * width], [0, fy * height, cy * height], [0, 0, 1]])
+
+
 def camera_in_base(xyz: list[float], rpy: list[float]) -> np.ndarray:
     """4x4 pose of the camera optical frame in base_link from the camera body position and roll/pitch/yaw."""
     T = np.eye(4)
@@ -329,12 +341,8 @@ class PerceptionNode(LifecycleNode):
             self.K_info = msg
 
     def intrinsics(self, height: int, width: int) -> np.ndarray:
-        """K (3x3 pixels) for an image of this size: camera_info scaled to it, else the parameter."""
-        if self.K_info is not None:
-            K = np.array(self.K_info.k, np.float64).reshape(3, 3)
-            return np.diag([width / self.K_info.width, height / self.K_info.height, 1.0]) @ K
-        fx, fy, cx, cy = self.param("intrinsics")
-        return np.array([[fx * width, 0, cx * width], [0, fy * height, cy * height], [0, 0, 1]])
+        """K (3x3 pixels) for an image of this size (see :func:`camera_matrix`)."""
+        return camera_matrix(height, width, self.K_info, list(self.param("intrinsics")))
 
     # ----------------------------------------------------------------- processing
 

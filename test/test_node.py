@@ -370,6 +370,7 @@ def test_demo_writes_the_results_folder(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_published"] == 24 and summary["trained_weights"] is False
     assert summary["frames_processed"] + summary["frames_dropped"] + summary["frames_rejected"] == 24
+    assert summary["steering_commands"] > 0, summary
     assert summary["first_steering_frame"] >= 15 and summary["stop_commands_after_input_ended"] > 0
     assert summary["headers_match"] and set(summary["latency_ms"]) == {"p50", "p90", "p99"}
     for panel in summary["panels"]:

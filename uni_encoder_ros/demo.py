@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     world = SyntheticWorld(WorldConfig(seed=args.seed, height=args.height, width=args.width,
                                        num_frames=max(args.frames, 2), fps=args.rate))
     params = {"checkpoint": str(checkpoint), "device": args.device, "publish_tf": "true", "metric_scale": "true",
-              "camera_height": str(world.cfg.camera_height), "max_input_age": "1.0", "max_frame_gap": "1.0",
+              "camera_height": str(world.cfg.camera_height), "max_input_age": "2.0", "max_frame_gap": "2.0",
               "diagnostics_period": "0.5"}
     # the recorder is one Python thread on a possibly busy machine: give it a deeper writer history than a vehicle
     # needs, through the node's standard QoS override parameters

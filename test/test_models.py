@@ -8,8 +8,7 @@ import timm
 import torch
 
 from uni_encoder_core.config import EncoderConfig, ModelConfig, load_config
-from uni_encoder_core.geometry import matrix_to_pose_vec
-from uni_encoder_core.models.depth import disp_to_depth
+from uni_encoder_core.geometry import disparity_to_depth, matrix_to_pose_vec
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.pose import MultiScalePoseDecoder, PoseHead
 from uni_encoder_core.models.steering import SteeringHead, ackermann_steering_angle, spatial_embedding
@@ -63,7 +62,7 @@ def test_per_frame_heads_shapes_and_ranges(tiny, height, width):
         assert all(((d > 0) & (d < 1)).all() for d in disparities)
         assert depth.shape == (B, 1, height, width)
         assert depth.min() >= 0.1 and depth.max() <= 100.0
-        torch.testing.assert_close(depth, disp_to_depth(disparities[0], 0.1, 100.0))
+        torch.testing.assert_close(depth, disparity_to_depth(disparities[0], 0.1, 100.0))
 
         T, axis_angle, translation = tiny.predict_pose(f_s, f_t)
         check_pose(T, axis_angle, translation, B)
@@ -98,7 +97,8 @@ def test_steering_head_sees_frame_order_only_through_the_temporal_embedding(tiny
 
 def test_disparity_to_depth_known_values():
     disp = torch.tensor([0.0, 1.0, 0.5])
-    torch.testing.assert_close(disp_to_depth(disp, 0.1, 100.0), torch.tensor([100.0, 0.1, 1 / (0.01 + 9.99 * 0.5)]))
+    expected = torch.tensor([100.0, 0.1, 1 / (0.01 + 9.99 * 0.5)])
+    torch.testing.assert_close(disparity_to_depth(disp, 0.1, 100.0), expected)
 
 
 def test_ackermann_steering_angle_known_values():

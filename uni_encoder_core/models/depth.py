@@ -6,17 +6,8 @@ import torch
 from torch import nn
 
 from uni_encoder_core.config import DepthConfig
+from uni_encoder_core.geometry import disparity_to_depth
 from uni_encoder_core.models.layers import Conv3x3, ConvELU, ResidualConvUnit, upsample2x
-
-
-def disp_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
-    """Sigmoid disparity in [0, 1] -> depth in [min_depth, max_depth] (camera units).
-
-    ``depth = 1 / (min_disp + (max_disp - min_disp) * disp)`` with ``min_disp = 1/max_depth``,
-    ``max_disp = 1/min_depth`` (monodepth2).
-    """
-    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
-    return 1.0 / (min_disp + (max_disp - min_disp) * disp)
 
 
 class SkipAttention(nn.Module):
@@ -75,5 +66,5 @@ class DepthDecoder(nn.Module):
             x = self.fuse[stage](x)
             if i < 4:
                 disparities.insert(0, torch.sigmoid(self.disp[i](x)))
-        depth = disp_to_depth(disparities[0], self.cfg.min_depth, self.cfg.max_depth)
+        depth = disparity_to_depth(disparities[0], self.cfg.min_depth, self.cfg.max_depth)
         return disparities, depth

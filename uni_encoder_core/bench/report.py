@@ -69,7 +69,8 @@ def training_markdown(section: dict) -> str:
     """Step time, stage breakdown and peak memory of the training step."""
     b, mem = section["batch"], section["memory"]
     stages = ", ".join(f"{k} {_ms(v)}" for k, v in section["stages_ms"].items())
-    rows = [[f"{b['triplets']} triplets + {b['labelled']} labelled", f"{section['trainable_parameters'] / 1e6:.1f} M",
+    batch = f"{b['triplets']} frame triplet(s) + {b['labelled']} labelled image(s)"
+    rows = [[batch, f"{section['trainable_parameters'] / 1e6:.1f} M",
              _ms(section["ms"]["median"]), _ms(section["ms"]["p90"]), str(section["ms"]["n"]),
              f"{_ms(mem['peak_mib'])} ({_ms(mem['increase_mib'])} above the loaded models; {mem['kind']})"]]
     table = _table(["batch", "trainable params", "median ms/step", "p90 ms/step", "steps", "peak memory MiB"], rows)
@@ -93,7 +94,8 @@ def machine_markdown(machine: dict, settings: dict) -> str:
             f"{machine['torch_threads']}{gpu}; device `{machine['device']}`; load average (1/5/15 min) {loads}. "
             f"torch {v['torch']}, timm {v['timm']}, transformers {v['transformers']}, onnxruntime {v['onnxruntime']}. "
             f"Model `{settings['model']}` at {settings['height']}x{settings['width']}, {settings['frames']} measured "
-            f"frames after {settings['warmup']} warm-up frames (plus a 16-frame window fill).")
+            f"frames per path after {settings['warmup']} warm-up frame(s) and a 16-frame window fill; segmentation "
+            f"tasks of the streaming paths: {', '.join(settings.get('tasks', [])) or 'none'}.")
 
 
 SECTIONS = {"streaming": ("Streaming cost per frame", streaming_markdown),

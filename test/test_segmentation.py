@@ -262,7 +262,12 @@ def test_loss_is_finite_with_gradients_to_features_and_head_params():
     tasks = ["panoptic", "instance"]
     targets = segmentation_targets(sem, inst, tasks, cfg)
     assert targets[1].classes.numel() == 0
-    pred = head.forward_train(feats, tasks, torch.stack([t.text_ids for t in targets]))
+    text_ids = torch.stack([t.text_ids for t in targets])
+    with pytest.raises(ValueError, match=r"text_ids must be B x num_text x text_context_length = \(2, 6, 8\)"):
+        head.forward_train(feats, tasks, text_ids[:, :5])
+    with pytest.raises(ValueError, match="one task per image"):
+        head.forward_train(feats, tasks[:1], text_ids)
+    pred = head.forward_train(feats, tasks, text_ids)
     assert pred.text_queries.shape == (2, 8, 64)
     total, terms = criterion(pred, targets)
     assert total.shape == () and torch.isfinite(total)

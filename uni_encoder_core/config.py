@@ -89,8 +89,7 @@ class SegmentationConfig:
     ``num_queries`` includes the task token; in training the contrastive loss pairs them with
     ``num_queries - text_context_queries`` text queries plus ``text_context_queries`` learned ones.
     ``max_seq_len`` is the task-prompt length, ``text_context_length`` the text-query length (tokens).
-    ``train_num_points``/``oversample_ratio``/``importance_sample_ratio``: point-sampled mask loss;
-    the two thresholds drive the panoptic/instance post-processing.
+    ``train_num_points``/``oversample_ratio``/``importance_sample_ratio``: the point-sampled mask loss.
     """
 
     num_classes: int = 19  # Cityscapes train ids
@@ -111,8 +110,6 @@ class SegmentationConfig:
     train_num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
-    object_mask_threshold: float = 0.8
-    overlap_threshold: float = 0.8
 
 
 @dataclass

@@ -24,7 +24,7 @@ from transformers.models.oneformer.modeling_oneformer import (
 )
 
 from uni_encoder_core.config import SegmentationConfig
-from uni_encoder_core.models.tokenizer import TASKS, THING_CLASSES, Tokenizer, task_prompt
+from uni_encoder_core.models.tokenizer import TASKS, THING_CLASSES, VOCABULARY, Tokenizer, task_prompt
 
 VOID = 255
 """Semantic void label; the panoptic void id is ``VOID * 1000``."""
@@ -89,9 +89,9 @@ class SegmentationHead(OneFormerPreTrainedModel):
         unknown = sorted(set(cfg.tasks) - set(TASKS))
         if unknown:
             raise ValueError(f"unknown segmentation task '{unknown[0]}' (known: {', '.join(TASKS)})")
-        self.tokenizer = Tokenizer(cfg.text_context_length)
-        super().__init__(oneformer_config(cfg, self.tokenizer.vocab_size))
+        super().__init__(oneformer_config(cfg, len(VOCABULARY)))
         self.cfg = cfg
+        self.tokenizer = Tokenizer(cfg.text_context_length)  # text queries; task prompts use max_seq_len
         self.num_text = cfg.num_queries - cfg.text_context_queries
         self.pixel_decoder = OneFormerPixelDecoder(self.config, feature_channels=list(in_channels))
         self.transformer = OneFormerTransformerModule(in_features=cfg.hidden_dim, config=self.config)
@@ -143,6 +143,10 @@ class SegmentationHead(OneFormerPreTrainedModel):
         """
         if len(tasks) != features[0].shape[0]:
             raise ValueError(f"forward_train needs one task per image: {len(tasks)} tasks for {features[0].shape[0]}")
+        expected = (features[0].shape[0], self.num_text, self.cfg.text_context_length)
+        if tuple(text_ids.shape) != expected:
+            got = tuple(text_ids.shape)
+            raise ValueError(f"text_ids must be B x num_text x text_context_length = {expected}, got {got}")
         pixels = self.pixel_decoder(list(features))
         pred = self._decode(pixels.multi_scale_features, pixels.mask_features, self._task_tokens(list(tasks)))
         pred.text_queries = self.text_mapper(text_ids)

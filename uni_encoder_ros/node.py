@@ -37,6 +37,7 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
+from uni_encoder_core.cityscapes import PALETTE
 from uni_encoder_core.config import PipelineConfig
 from uni_encoder_ros.conversions import ImageError, image_to_rgb8, numpy_to_image
 
@@ -66,13 +67,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "diagnostics_period": (1.0, "s between /diagnostics messages"),
 }
 
-# Cityscapes train-id colours (0 road .. 18 bicycle); void (255) is black.
-PALETTE = np.zeros((256, 3), np.uint8)
-PALETTE[:19] = [
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
-    (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-]
 # Publishers: the RMW's default reliability and durability, keep-last 5 (the system-default history of Fast DDS is
 # keep-last 1, which loses a sample whenever a reader is a frame behind).
 OUTPUT_QOS = QoSProfile(

@@ -22,15 +22,6 @@ from uni_encoder_core.data.synthetic_road import STEP, make_road
 from uni_encoder_core.data.synthetic_scene import Boxes, Layout, static_objects, traffic
 from uni_encoder_core.data.synthetic_shade import shade
 
-# Cityscapes train ids 0..18: (name, RGB colour of the official palette).
-CITYSCAPES_CLASSES = (
-    ("road", (128, 64, 128)), ("sidewalk", (244, 35, 232)), ("building", (70, 70, 70)), ("wall", (102, 102, 156)),
-    ("fence", (190, 153, 153)), ("pole", (153, 153, 153)), ("traffic light", (250, 170, 30)),
-    ("traffic sign", (220, 220, 0)), ("vegetation", (107, 142, 35)), ("terrain", (152, 251, 152)),
-    ("sky", (70, 130, 180)), ("person", (220, 20, 60)), ("rider", (255, 0, 0)), ("car", (0, 0, 142)),
-    ("truck", (0, 0, 70)), ("bus", (0, 60, 100)), ("train", (0, 80, 100)), ("motorcycle", (0, 0, 230)),
-    ("bicycle", (119, 11, 32)),
-)
 # Cityscapes train ids of the classes this world contains.
 CLASS_NAMES = {0: "road", 1: "sidewalk", 2: "building", 5: "pole", 8: "vegetation", 9: "terrain", 10: "sky", 13: "car"}
 THING_IDS = (13,)

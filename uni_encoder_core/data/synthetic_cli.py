@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from uni_encoder_core.atomic_io import atomic_writer
-from uni_encoder_core.data.synthetic import CITYSCAPES_CLASSES, CLASS_NAMES, SyntheticFrame, SyntheticWorld, WorldConfig
+from uni_encoder_core.cityscapes import CLASSES, PALETTE
+from uni_encoder_core.data.synthetic import CLASS_NAMES, SyntheticFrame, SyntheticWorld, WorldConfig
 
 NPZ_KEYS = ("rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_cam", "scene_flow", "motion_mask",
             "curvature", "steering_angle", "stamp")
@@ -47,9 +48,7 @@ def colour_depth(depth: np.ndarray) -> np.ndarray:
 
 def colour_semantic(semantic: np.ndarray) -> np.ndarray:
     """HxW train ids -> HxWx3 uint8 RGB with the Cityscapes palette (void black)."""
-    palette = np.zeros((256, 3), np.uint8)
-    palette[: len(CITYSCAPES_CLASSES)] = [colour for _, colour in CITYSCAPES_CLASSES]
-    return palette[semantic]
+    return PALETTE[semantic]
 
 
 def colour_motion(frame: SyntheticFrame) -> np.ndarray:
@@ -87,7 +86,7 @@ def meta(cfg: WorldConfig, world: SyntheticWorld, files: list[str], bag: str | N
         "seed": cfg.seed,
         "world": dataclasses.asdict(cfg),
         "classes": [{"train_id": i, "name": name, "color": list(colour), "thing": i == 13,
-                     "present": i in CLASS_NAMES} for i, (name, colour) in enumerate(CITYSCAPES_CLASSES)],
+                     "present": i in CLASS_NAMES} for i, (name, colour) in enumerate(CLASSES)],
         "void_id": 255,
         "conventions": {
             "camera": "optical frame: x right, y down, z forward; T_world_cam maps camera points to the world "

@@ -30,11 +30,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchmetrics.detection import PanopticQuality
 
-NUM_CLASSES = 19
-IGNORE_LABEL = 255
-LABEL_DIVISOR = 1000
-CITYSCAPES_STUFF = tuple(range(11))
-CITYSCAPES_THINGS = tuple(range(11, 19))
+from uni_encoder_core.cityscapes import LABEL_DIVISOR, NUM_CLASSES, STUFF_CLASSES, THING_CLASSES, VOID
 
 
 def _to_long(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -64,20 +60,20 @@ class PanopticScores:
 class PanopticQualityMetric:
     """Accumulates panoptic matches over images; :meth:`compute` gives :class:`PanopticScores`."""
 
-    def __init__(self, things: tuple[int, ...] = CITYSCAPES_THINGS, stuffs: tuple[int, ...] = CITYSCAPES_STUFF):
+    def __init__(self, things: tuple[int, ...] = THING_CLASSES, stuffs: tuple[int, ...] = STUFF_CLASSES):
         self.things, self.stuffs = tuple(things), tuple(stuffs)
         self._metric = PanopticQuality(things=set(things), stuffs=set(stuffs), allow_unknown_preds_category=True)
 
     def _pairs(self, name: str, panoptic: torch.Tensor, crowd_is_void: bool) -> torch.Tensor:
         category, instance = panoptic // LABEL_DIVISOR, panoptic % LABEL_DIVISOR
         known = torch.isin(category, torch.tensor(self.things + self.stuffs))
-        unknown = torch.unique(category[~known & (category != IGNORE_LABEL)])
+        unknown = torch.unique(category[~known & (category != VOID)])
         if unknown.numel():
-            raise ValueError(f"{name} has categories {unknown.tolist()} outside things, stuff and {IGNORE_LABEL}")
-        category = torch.where(known, category, torch.full_like(category, IGNORE_LABEL))
+            raise ValueError(f"{name} has categories {unknown.tolist()} outside things, stuff and {VOID}")
+        category = torch.where(known, category, torch.full_like(category, VOID))
         if crowd_is_void:
             crowd = torch.isin(category, torch.tensor(self.things)) & (instance == 0)
-            category = torch.where(crowd, torch.full_like(category, IGNORE_LABEL), category)
+            category = torch.where(crowd, torch.full_like(category, VOID), category)
         return torch.stack([category, instance], dim=-1)
 
     def update(self, pred_panoptic: np.ndarray | torch.Tensor, gt_panoptic: np.ndarray | torch.Tensor) -> None:
@@ -127,7 +123,7 @@ class SemanticScores:
 class MeanIoUMetric:
     """Confusion-matrix mIoU over a data set (pixels with ground truth 255 are ignored)."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, ignore_label: int = IGNORE_LABEL):
+    def __init__(self, num_classes: int = NUM_CLASSES, ignore_label: int = VOID):
         self.num_classes, self.ignore_label = num_classes, ignore_label
         # Rows: ground truth; columns: prediction, the last one for predictions outside 0..num_classes-1.
         self.confusion = torch.zeros(num_classes, num_classes + 1, dtype=torch.long)
@@ -159,7 +155,7 @@ class MeanIoUMetric:
                                                            if present[c]})
 
 
-def instances_from_panoptic(panoptic: np.ndarray | torch.Tensor, things: tuple[int, ...] = CITYSCAPES_THINGS
+def instances_from_panoptic(panoptic: np.ndarray | torch.Tensor, things: tuple[int, ...] = THING_CLASSES
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Thing instances of a panoptic id map ``HxW``: masks ``NxHxW`` bool and train ids ``N`` (crowd skipped)."""
     ids = _to_long(panoptic).numpy()
@@ -175,7 +171,7 @@ def _rle(mask: np.ndarray) -> dict:
 class MaskAPMetric:
     """COCO mask AP over the thing classes (pycocotools ``COCOeval`` with ``iouType='segm'``)."""
 
-    def __init__(self, things: tuple[int, ...] = CITYSCAPES_THINGS):
+    def __init__(self, things: tuple[int, ...] = THING_CLASSES):
         self.things = tuple(things)
         self._images: list[dict] = []
         self._gt: list[dict] = []

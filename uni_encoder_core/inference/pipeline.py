@@ -23,12 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from uni_encoder_core.cityscapes import THING_CLASSES, VOID
 from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.geometry import metric_scale_from_camera_height, scale_intrinsics
 from uni_encoder_core.models.checkpoint import load_checkpoint
-from uni_encoder_core.models.segmentation import VOID, to_instance, to_panoptic, to_semantic
+from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic
 from uni_encoder_core.models.steering import ackermann_steering_angle
-from uni_encoder_core.models.tokenizer import THING_CLASSES
 from uni_encoder_core.models.unified import UniEncoder
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -19,12 +19,11 @@ import torch
 from torch import Tensor, nn
 from transformers.models.oneformer.modeling_oneformer import OneFormerHungarianMatcher, OneFormerLoss
 
+from uni_encoder_core.cityscapes import NUM_CLASSES, THING_CLASSES, VOID
 from uni_encoder_core.config import LossConfig, SegmentationConfig
-from uni_encoder_core.models.segmentation import VOID, SegmentationPrediction
+from uni_encoder_core.models.segmentation import SegmentationPrediction
 from uni_encoder_core.models.tokenizer import (
-    CITYSCAPES_CLASSES,
     TASKS,
-    THING_CLASSES,
     Tokenizer,
     class_prompt,
     filler_prompt,
@@ -60,7 +59,7 @@ def image_segments(semantic: Tensor, instance: Tensor, task: str) -> tuple[Tenso
     for label in torch.unique(semantic).tolist():
         if label == VOID:
             continue
-        if not 0 <= label < len(CITYSCAPES_CLASSES):
+        if not 0 <= label < NUM_CLASSES:
             raise ValueError(f"semantic label {label} is not a train id (0..18) or void ({VOID})")
         region = semantic == label
         if label not in THING_CLASSES:

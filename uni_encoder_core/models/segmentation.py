@@ -23,11 +23,9 @@ from transformers.models.oneformer.modeling_oneformer import (
     OneFormerTransformerModule,
 )
 
+from uni_encoder_core.cityscapes import THING_CLASSES, VOID
 from uni_encoder_core.config import SegmentationConfig
-from uni_encoder_core.models.tokenizer import TASKS, THING_CLASSES, VOCABULARY, Tokenizer, task_prompt
-
-VOID = 255
-"""Semantic void label; the panoptic void id is ``VOID * 1000``."""
+from uni_encoder_core.models.tokenizer import TASKS, VOCABULARY, Tokenizer, task_prompt
 
 
 @dataclass

@@ -11,14 +11,7 @@ from __future__ import annotations
 
 import torch
 
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-)
-"""Class names by Cityscapes train id (0..18)."""
-
-THING_CLASSES = tuple(range(11, 19))
-"""Train ids of the countable "thing" classes (person .. bicycle); 0..10 are "stuff"."""
+from uni_encoder_core.cityscapes import CLASS_NAMES
 
 TASKS = ("panoptic", "instance", "semantic")
 
@@ -29,7 +22,7 @@ _PROMPT_WORDS = ("the", "task", "is", "a", "an", "photo", "with", *TASKS)
 
 def _class_words() -> list[str]:
     words: list[str] = []
-    for name in CITYSCAPES_CLASSES:
+    for name in CLASS_NAMES:
         words += [w for w in name.split() if w not in words]
     return words
 
@@ -47,7 +40,7 @@ def task_prompt(task: str) -> str:
 
 def class_prompt(class_id: int) -> str:
     """OneFormer's text query for a class (train id), e.g. ``"a photo with a car"``."""
-    return f"a photo with a {CITYSCAPES_CLASSES[class_id]}"
+    return f"a photo with a {CLASS_NAMES[class_id]}"
 
 
 def filler_prompt(task: str) -> str:

@@ -1,0 +1,20 @@
+"""The one Cityscapes label table: ids, names, colours and the things/stuff split."""
+
+import numpy as np
+import pytest
+
+from uni_encoder_core.cityscapes import CLASS_NAMES, PALETTE, STUFF_CLASSES, THING_CLASSES, VOID
+
+
+def test_train_ids_names_and_split():
+    assert len(CLASS_NAMES) == 19
+    assert (CLASS_NAMES[0], CLASS_NAMES[10], CLASS_NAMES[13], CLASS_NAMES[18]) == ("road", "sky", "car", "bicycle")
+    assert set(STUFF_CLASSES).isdisjoint(THING_CLASSES)
+    assert sorted(STUFF_CLASSES + THING_CLASSES) == list(range(19))
+
+
+def test_palette_colours_a_label_map_and_is_read_only():
+    labels = np.array([[0, 13], [10, VOID]], np.uint8)
+    np.testing.assert_array_equal(PALETTE[labels], [[[128, 64, 128], [0, 0, 142]], [[70, 130, 180], [0, 0, 0]]])
+    with pytest.raises(ValueError):
+        PALETTE[0] = 1

@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from kornia.metrics import ssim
 
 from uni_encoder_core.config import LossConfig
-from uni_encoder_core.geometry import depth_to_disparity, pose_vec_to_matrix, warp_with_flow
+from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
+from uni_encoder_core.geometry import depth_to_disparity, pose_vec_to_matrix, scale_intrinsics, warp_with_flow
 from uni_encoder_core.geometry import rigid_flow as rigid_flow_of
 from uni_encoder_core.losses.distillation import distillation_loss
 from uni_encoder_core.losses.ground import above_ground_loss
@@ -220,6 +222,29 @@ def test_motion_sparsity_pushes_the_mask_to_zero_where_flows_agree():
 
 
 # --------------------------------------------------------------------------- ground
+
+
+def test_above_ground_loss_is_zero_for_synthetic_ground_truth_at_every_scale():
+    # at 8x24 the RANSAC band is 3 rows: a plane through the camera and one image row holds a whole row of inliers
+    # and passes the tilt test; it must be rejected, the true road is never above the ground-truth depth
+    world = SyntheticWorld(WorldConfig(seed=0, height=64, width=192, num_frames=64))
+    frame = world.frame(6)
+    depth = torch.from_numpy(frame.depth)[None, None]
+    disp = depth_to_disparity(torch.where(depth > 0, depth, MAX_DEPTH), MIN_DEPTH, MAX_DEPTH)
+    for scale in range(4):
+        coarse = F.avg_pool2d(disp, 2**scale)
+        K = scale_intrinsics(torch.from_numpy(frame.K).float()[None], 0.5**scale, 0.5**scale)
+        assert above_ground_loss(coarse, K, MIN_DEPTH, MAX_DEPTH) == 0, scale
+
+
+def test_above_ground_loss_targets_stay_in_the_sigmoid_range():
+    # a road seen from 3 cm (depth units are arbitrary in self-supervision): its nearest rows are closer than
+    # min_depth, so the prediction there sits at disparity 1, as close as the sigmoid allows: nothing is below the road
+    K = intrinsics()
+    _, depth = render(torch.eye(4)[None], K)
+    disp = depth_to_disparity((0.02 * depth).clamp_min(MIN_DEPTH), MIN_DEPTH, MAX_DEPTH)
+    assert (disp == 1).any()
+    assert above_ground_loss(disp, K, MIN_DEPTH, MAX_DEPTH) == 0
 
 
 def test_above_ground_loss_is_zero_on_the_road_and_pulls_up_points_below_it():

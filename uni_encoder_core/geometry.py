@@ -136,7 +136,8 @@ def fit_ground_plane_ransac(
     Hypotheses are planes through 3 points drawn from ``generator`` (seed 0 when None, so the result is
     deterministic); the one with most points within ``threshold`` (camera units) wins and is refitted by least
     squares to its inliers. ``valid`` BxN (bool) restricts the candidates; ``max_tilt_deg`` rejects hypotheses whose
-    normal is further than that from the camera's vertical axis (a road seen by an upright camera).
+    normal is further than that from the camera's vertical axis (a road seen by an upright camera). Hypotheses passing
+    within ``threshold`` of the camera centre (the origin) are rejected: collinear pixels give such planes.
     The normal is oriented towards the camera (``d >= 0``), so ``d`` is the camera's distance from the plane and
     ``n . X + d`` is the height of X above it. Returns (normal Bx3 unit, offset d B, inliers BxN bool).
     Computed without gradient: the plane is a fixed reference for losses and scale recovery.
@@ -160,6 +161,8 @@ def fit_ground_plane_ransac(
         inliers = ((pts @ normal.transpose(1, 2) + offset[:, None]).abs() < threshold) & valid[..., None]
         score = inliers.sum(1).to(pts.dtype)  # B x iterations
         ok = length[..., 0] > 0  # three distinct, non-collinear points
+        # the camera stands off the ground: a plane through it (e.g. three pixels of one image row) is degenerate
+        ok &= offset.abs() > threshold
         if max_tilt_deg is not None:
             ok &= normal[..., 1].abs() >= torch.cos(torch.deg2rad(pts.new_tensor(max_tilt_deg)))
         best_score, best = torch.where(ok, score, torch.full_like(score, -1.0)).max(1)

@@ -24,8 +24,9 @@ def above_ground_loss(
     ``disp`` is the sigmoid disparity Bx1xhxw (depth = 1 / (1/max_depth + (1/min_depth - 1/max_depth) disp)) and
     ``K`` Bx3x3 the intrinsics at that resolution. The ground plane is fitted (no gradient) to the lowest
     ``lower_fraction`` of the rows with :func:`fit_ground_plane_to_depth`; ``disp_ground`` is the disparity of that
-    plane lowered by ``margin`` times the camera height. A pixel predicted farther than the ground along its ray
-    (i.e. below the road) is pulled back up; pixels above the ground cost nothing.
+    plane lowered by ``margin`` times the camera height, with the plane's depth clamped to ``min_depth`` so the target
+    stays a reachable sigmoid disparity (each pixel costs at most 1). A pixel predicted farther than the ground along
+    its ray (i.e. below the road) is pulled back up; pixels above the ground cost nothing.
     """
     if disp.dim() != 4 or disp.shape[1] != 1:
         raise ValueError(f"disp must have shape Bx1xHxW, got {tuple(disp.shape)}")
@@ -35,7 +36,7 @@ def above_ground_loss(
     )
     ground_depth = plane_depth(normal, offset * (1.0 + margin), K, disp.shape[2], disp.shape[3])
     meets_ground = ground_depth < max_depth
-    ground_disp = depth_to_disparity(torch.where(meets_ground, ground_depth, torch.ones_like(ground_depth)),
-                                     min_depth, max_depth)
+    ground_depth = torch.where(meets_ground, ground_depth.clamp_min(min_depth), torch.ones_like(ground_depth))
+    ground_disp = depth_to_disparity(ground_depth, min_depth, max_depth)  # in [0, 1], the sigmoid's range
     below = (ground_disp - disp).clamp_min(0.0)
     return (below * meets_ground.to(disp.dtype)).mean()

@@ -217,6 +217,10 @@ def test_motion_sparsity_pushes_the_mask_to_zero_where_flows_agree():
     mask[..., 0, :] = 0.9  # the moving row is not penalised
     assert torch.allclose(motion_sparsity_loss(mask, complete, rigid), torch.tensor(math.log(2.0)))
     assert motion_sparsity_loss(torch.zeros(1, 1, 4, 4), complete, rigid) == 0
+    saturated = torch.ones(1, 1, 4, 4, requires_grad=True)  # a sigmoid mask at exactly 1 in float32
+    loss = motion_sparsity_loss(saturated, complete, rigid)
+    loss.backward()
+    assert 99.9 < loss < 100.1 and torch.isfinite(saturated.grad).all()  # torch BCE caps -log at 100
     with pytest.raises(ValueError, match="motion_mask must have shape"):
         motion_sparsity_loss(torch.zeros(1, 2, 4, 4), complete, rigid)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -46,5 +48,6 @@ def motion_sparsity_loss(motion_mask: Tensor, complete_flow: Tensor, rigid_flow:
     static = discrepancy < discrepancy.mean(dim=(1, 2, 3), keepdim=True)
     if not static.any():
         return motion_mask.sum() * 0.0
-    # BCE with target 0 is -log(1 - M); log clamped at -100 as torch's BCE does, in float32 (autocast-safe)
-    return -torch.log1p(-motion_mask[static].float()).clamp_min(-100.0).mean()
+    # BCE with target 0 is -log(1 - M); log clamped at -100 as torch's BCE does, in float32 (autocast-safe). The clamp
+    # acts on 1 - M before the log: clamping the log instead leaves 0 * inf = NaN gradients where M saturates at 1.
+    return -torch.log((1.0 - motion_mask[static].float()).clamp_min(math.exp(-100.0))).mean()

@@ -50,11 +50,7 @@ def synthetic_batch(cfg: ModelConfig, batch: int, device: torch.device, seed: in
 def losses(out: TrainOutputs, teacher_out: TrainOutputs, data: dict, sup_loss: SupervisedSegmentationLoss,
            cfg: ModelConfig, loss_cfg: LossConfig, generator: torch.Generator) -> Tensor:
     """``L_total`` of one batch (paper eq. 4)."""
-    inputs = SelfSupervisedInputs(
-        target=data["frames"][0], sources=[data["frames"][o] for o in SOURCES], K=data["K"],
-        disparities=out.disparities, T_t_to_s=[out.poses[o] for o in SOURCES],
-        complete_flow=[out.complete_flow[o] for o in SOURCES], motion_mask=[out.motion_mask[o] for o in SOURCES],
-    )
+    inputs = SelfSupervisedInputs.from_outputs(out, data["frames"], data["K"])
     ssup = self_supervised_loss(inputs, loss_cfg, cfg.depth.min_depth, cfg.depth.max_depth, generator)
     sup = sup_loss(out.segmentation, data["targets"])
 

@@ -11,6 +11,7 @@ flow ``F_F = F_R + M (F_C - F_R)``, and ``L_c``, ``L_m``, ``L_g`` and the mask s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,9 @@ from uni_encoder_core.losses.ground import above_ground_loss
 from uni_encoder_core.losses.motion import motion_consistency_loss, motion_sparsity_loss
 from uni_encoder_core.losses.photometric import photometric_loss
 from uni_encoder_core.losses.smoothness import disparity_smoothness, edge_aware_smoothness
+
+if TYPE_CHECKING:
+    from uni_encoder_core.models.unified import TrainOutputs
 
 
 @dataclass
@@ -47,6 +51,22 @@ class SelfSupervisedInputs:
     T_t_to_s: list[Tensor]
     complete_flow: list[Tensor] | None = None
     motion_mask: list[Tensor] | None = None
+
+    @classmethod
+    def from_outputs(cls, outputs: TrainOutputs, frames: dict[int, Tensor], K: Tensor) -> SelfSupervisedInputs:
+        """Inputs from a ``forward_train`` pass (``TrainOutputs``) over ``frames`` (offset -> Bx3xHxW, 0 = target).
+
+        The sources are the non-zero offsets in ascending order; complete flow and motion mask enter when the pass
+        predicted them (``motion=True``), so the loss warps by the final flow, else by the rigid flow.
+        """
+        offsets = sorted(o for o in frames if o != 0)
+        motion = bool(offsets) and all(o in outputs.motion_mask for o in offsets)
+        return cls(
+            target=frames[0], sources=[frames[o] for o in offsets], K=K, disparities=outputs.disparities,
+            T_t_to_s=[outputs.poses[o] for o in offsets],
+            complete_flow=[outputs.complete_flow[o] for o in offsets] if motion else None,
+            motion_mask=[outputs.motion_mask[o] for o in offsets] if motion else None,
+        )
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent field."""

@@ -11,7 +11,7 @@ from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.motion import MotionMaskDecoder, SceneFlowDecoder
 from uni_encoder_core.models.pose import PoseHead
 from uni_encoder_core.models.segmentation import SegmentationHead, SegmentationPrediction
-from uni_encoder_core.models.unified import MultiTaskModel, TrainOutputs, check_train_inputs, compose_flow
+from uni_encoder_core.models.unified import MultiTaskModel, TrainOutputs, check_train_inputs
 
 
 class Teacher(MultiTaskModel):
@@ -74,15 +74,7 @@ class Teacher(MultiTaskModel):
         check_train_inputs(frames, K, labelled, seg_tasks, seg_text_ids, motion)
         disparities, depth = self.predict_depth(self.encode(frames[0]))
         outputs = TrainOutputs(disparities=disparities, depth=depth)
-        for o in sorted(frames):
-            if o == 0:
-                continue
-            T, axis_angle, translation = self.predict_pose(frames[o], frames[0])
-            outputs.poses[o], outputs.axis_angles[o], outputs.translations[o] = T, axis_angle, translation
-            if motion:
-                flow, mask = self.predict_motion(frames[o], frames[0], axis_angle, translation)
-                outputs.complete_flow[o], outputs.motion_mask[o] = flow, mask
-                compose_flow(outputs, o, K)
+        self.predict_pairs(frames, outputs, K, motion)
         if labelled is not None:
             outputs.segmentation = self.segmentation.forward_train(self.encode(labelled), seg_tasks, seg_text_ids)
         return outputs

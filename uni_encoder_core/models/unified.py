@@ -101,6 +101,20 @@ class MultiTaskModel(nn.Module):
             getattr(self, name).eval()
         return self
 
+    def predict_pairs(self, per_frame: dict, outputs: TrainOutputs, K: torch.Tensor | None, motion: bool) -> None:
+        """Pose (and, with ``motion``, complete flow, mask and the composed flows) of every source offset against
+        offset 0, written into ``outputs``. ``per_frame`` holds what this model's pose and motion heads take for a
+        frame: cached features for the unified model, images for the teacher."""
+        for o in sorted(per_frame):
+            if o == 0:
+                continue
+            T, axis_angle, translation = self.predict_pose(per_frame[o], per_frame[0])
+            outputs.poses[o], outputs.axis_angles[o], outputs.translations[o] = T, axis_angle, translation
+            if motion:
+                flow, mask = self.predict_motion(per_frame[o], per_frame[0], axis_angle, translation)
+                outputs.complete_flow[o], outputs.motion_mask[o] = flow, mask
+                compose_flow(outputs, o, K)
+
     def parameter_counts(self) -> dict[str, int]:
         """Number of parameters per part."""
         return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in self.parts}
@@ -177,15 +191,7 @@ class UniEncoder(MultiTaskModel):
         by_offset = dict(zip(offsets, per_image))
         disparities, depth = self.predict_depth(by_offset[0])
         outputs = TrainOutputs(disparities=disparities, depth=depth)
-        for o in offsets:
-            if o == 0:
-                continue
-            T, axis_angle, translation = self.predict_pose(by_offset[o], by_offset[0])
-            outputs.poses[o], outputs.axis_angles[o], outputs.translations[o] = T, axis_angle, translation
-            if motion:
-                flow, mask = self.predict_motion(by_offset[o], by_offset[0], axis_angle, translation)
-                outputs.complete_flow[o], outputs.motion_mask[o] = flow, mask
-                compose_flow(outputs, o, K)
+        self.predict_pairs(by_offset, outputs, K, motion)
         if labelled is not None:
             seg_feats = per_image[-1] if together else self.encode(labelled)
             outputs.segmentation = self.segmentation.forward_train(seg_feats, seg_tasks, seg_text_ids)

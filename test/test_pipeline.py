@@ -14,7 +14,7 @@ from uni_encoder_core.inference.pipeline import (
     PerceptionPipeline,
     PipelineError,
     crop_rows,
-    instances_from_panoptic,
+    instance_ids_from_panoptic,
     model_intrinsics,
     preprocess,
     restore_rows,
@@ -114,9 +114,9 @@ def test_restore_rows_upsamples_and_fills_the_cropped_rows():
     assert (labels[0, 0, 4:] == 255).all()
 
 
-def test_instances_from_panoptic():
+def test_instance_ids_from_panoptic():
     panoptic = np.array([[0, 0, 13001, 13002], [11001, 13001, 255000, 8000]], np.int32)
-    ids = instances_from_panoptic(panoptic)
+    ids = instance_ids_from_panoptic(panoptic)
     assert ids.dtype == np.uint16
     np.testing.assert_array_equal(ids, [[0, 0, 2, 3], [1, 2, 0, 0]])
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from uni_encoder_core.cityscapes import split_panoptic
 from uni_encoder_core.config import LossConfig, SegmentationConfig
 from uni_encoder_core.losses.segmentation import (
     SegmentationTarget,
@@ -14,7 +15,6 @@ from uni_encoder_core.losses.segmentation import (
     image_segments,
     sample_tasks,
     segmentation_targets,
-    split_panoptic,
 )
 from uni_encoder_core.models.segmentation import (
     SegmentationHead,

@@ -33,3 +33,8 @@ PALETTE = np.zeros((256, 3), np.uint8)
 """Train id -> RGB colour lookup table (index with a uint8 map); void and unused ids are black."""
 PALETTE[:NUM_CLASSES] = [colour for _, colour in CLASSES]
 PALETTE.setflags(write=False)
+
+
+def split_panoptic(panoptic):
+    """Panoptic ids (numpy array or torch tensor) -> (category train ids, instance numbers), same shape and kind."""
+    return panoptic // LABEL_DIVISOR, panoptic % LABEL_DIVISOR

@@ -49,6 +49,15 @@ class Heads:
         return torch.autocast(self.device_type, self.dtype) if self.dtype else contextlib.nullcontext()
 
 
+def encode_and_depth(h: Heads, image: Tensor, clock: Clock) -> tuple[list[Tensor], dict[str, Any]]:
+    """The current frame's encoder pass and depth, each timed: (features, outputs so far)."""
+    feats = h.encode(image)
+    clock.lap("encoder")
+    out: dict[str, Any] = {"depth": h.depth(feats)}
+    clock.lap("depth")
+    return feats, out
+
+
 class UnifiedPath:
     """One encoder pass per frame; features enter a ``window``-slot ring that pose/motion (previous slot) and
     steering (all slots) read. ``all_heads=False`` runs the encoder and depth only."""
@@ -69,10 +78,7 @@ class UnifiedPath:
         curvature."""
         h = self.heads
         with torch.no_grad(), h.context():
-            feats = h.encode(image)
-            clock.lap("encoder")
-            out: dict[str, Any] = {"depth": h.depth(feats)}
-            clock.lap("depth")
+            feats, out = encode_and_depth(h, image, clock)
             if not self.all_heads:
                 return out
             previous = self.ring.frame(0)
@@ -103,10 +109,7 @@ class NaivePath:
         """Process one frame ``1x3xHxW`` with every head."""
         h = self.heads
         with torch.no_grad(), h.context():
-            feats = h.encode(image)
-            clock.lap("encoder")
-            out: dict[str, Any] = {"depth": h.depth(feats)}
-            clock.lap("depth")
+            feats, out = encode_and_depth(h, image, clock)
             older = [h.encode(old) for old in self.history]
             clock.lap("encoder")
             out["T"], aa, t = h.pose(older[-1], feats)

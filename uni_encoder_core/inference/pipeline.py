@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uni_encoder_core.cityscapes import THING_CLASSES, VOID
+from uni_encoder_core.cityscapes import LABEL_DIVISOR, THING_CLASSES, VOID, split_panoptic
 from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.geometry import metric_scale_from_camera_height, scale_intrinsics
 from uni_encoder_core.models.checkpoint import load_checkpoint
@@ -114,14 +114,22 @@ def restore_rows(maps: torch.Tensor, height: int, width: int, crop: int, fill: f
     return torch.cat([kept, kept.new_full((*kept.shape[:2], crop, width), fill)], dim=2)
 
 
-def instances_from_panoptic(panoptic: np.ndarray) -> np.ndarray:
+def instance_ids_from_panoptic(panoptic: np.ndarray) -> np.ndarray:
     """Instance id map (uint16, 0 = none, 1.. per thing segment) from a panoptic map."""
-    category = panoptic // 1000
-    things = np.isin(category, THING_CLASSES) & (panoptic % 1000 > 0)
+    category, instance = split_panoptic(panoptic)
+    things = np.isin(category, THING_CLASSES) & (instance > 0)
     ids = np.zeros(panoptic.shape, np.uint16)
     _, inverse = np.unique(panoptic[things], return_inverse=True)
     ids[things] = inverse.astype(np.uint16) + 1
     return ids
+
+
+# task -> (post-processing to a label map, fill of the cropped rows, output dtype)
+SEGMENTATION_OUTPUTS = {
+    "panoptic": (to_panoptic, VOID * LABEL_DIVISOR, np.int32),
+    "semantic": (to_semantic, VOID, np.uint8),
+    "instance": (lambda *a: to_instance(*a).id_map, 0, np.uint16),
+}
 
 
 class FeatureRing:
@@ -308,17 +316,13 @@ class PerceptionPipeline:
         if not tasks:
             return {}
         preds = self.model.predict_segmentation(feats, tasks)
-        size = self.model_hw
-        post = {"panoptic": to_panoptic, "semantic": to_semantic, "instance": lambda *a: to_instance(*a).id_map}
-        maps = {task: post[task](p.class_logits.float(), p.mask_logits.float(), size) for task, p in preds.items()}
-        fills = {"panoptic": VOID * 1000, "semantic": VOID, "instance": 0}
-        dtypes = {"panoptic": np.int32, "semantic": np.uint8, "instance": np.uint16}
-        result = {
-            name: restore_rows(m[:, None].double(), H, W, crop, fills[name], "nearest")[0, 0].cpu().numpy().astype(
-                dtypes[name])
-            for name, m in maps.items()
-        }
+        result = {}
+        for task, p in preds.items():
+            post, fill, dtype = SEGMENTATION_OUTPUTS[task]
+            labels = post(p.class_logits.float(), p.mask_logits.float(), self.model_hw)
+            # float32 holds every label id exactly (< 2**24), so nearest resizing keeps them
+            result[task] = restore_rows(labels[:, None], H, W, crop, fill, "nearest")[0, 0].cpu().numpy().astype(dtype)
         if "panoptic" in result:
-            result.setdefault("semantic", (result["panoptic"] // 1000).astype(np.uint8))
-            result.setdefault("instance", instances_from_panoptic(result["panoptic"]))
+            result.setdefault("semantic", split_panoptic(result["panoptic"])[0].astype(np.uint8))
+            result.setdefault("instance", instance_ids_from_panoptic(result["panoptic"]))
         return result

@@ -39,11 +39,6 @@ class SegmentationTarget:
     text_ids: Tensor
 
 
-def split_panoptic(panoptic: Tensor) -> tuple[Tensor, Tensor]:
-    """Panoptic ids (category*1000 + instance, void = VOID*1000) -> (semantic train ids, instance ids), same shape."""
-    return panoptic // 1000, panoptic % 1000
-
-
 def sample_tasks(batch_size: int, tasks: list[str], rng: random.Random) -> list[str]:
     """One task per image, uniformly (OneFormer's task-conditioned joint training)."""
     return [rng.choice(tasks) for _ in range(batch_size)]

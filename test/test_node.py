@@ -135,10 +135,12 @@ def session(ros, checkpoint, tmp_path_factory):
     The probe sends each frame only after the previous one's depth came back; a DDS sample lost on a busy loopback
     is re-sent only after the writer's next heartbeat (about 3 s), so ``max_frame_gap`` is far above that: the
     window must restart only where a test makes it (the gap rule itself is tested in test_pipeline.py).
+    ``max_input_age`` is well above a loaded machine's frame latency, so no steering command is withheld as stale
+    (the age rule is what the watchdog test checks).
     """
     log = tmp_path_factory.mktemp("node") / "node.log"
     proc = start_node(log, {
-        "checkpoint": str(checkpoint), "crop_bottom": CROP, "max_input_age": 2.0, "max_frame_gap": 30.0,
+        "checkpoint": str(checkpoint), "crop_bottom": CROP, "max_input_age": 6.0, "max_frame_gap": 30.0,
         "diagnostics_period": 0.5, "publish_tf": True, "speed": 3.0,
     })
     probe = Probe()
@@ -214,7 +216,7 @@ def test_every_output_carries_the_input_header_and_steering_waits_for_16_frames(
 
 @pytest.mark.ros
 def test_stamp_going_backwards_restarts_the_window(session, world):
-    _, probe, _ = session
+    _, probe, log = session
     before = set(probe.stamps("steering"))
     last = probe.stamps("depth")[-1]
     back = camera_image(world.frame(20).rgb, Time(nanoseconds=last - 300_000_000).to_msg())
@@ -227,7 +229,7 @@ def test_stamp_going_backwards_restarts_the_window(session, world):
         after.append(stamp_of(msg))
     probe.spin_until(lambda: after[-1] in probe.stamps("steering"), 10)
     new_commands = [s for s in probe.stamps("steering") if s not in before and s in after]
-    assert new_commands == [after[-1]], "only the 16th frame after the reset may steer"
+    assert new_commands == [after[-1]], f"only the 16th frame after the reset may steer:\n{log.read_text()[-3000:]}"
 
 
 @pytest.mark.ros
@@ -292,7 +294,7 @@ def test_watchdog_commands_a_stop_and_reports_error(session):
     _, probe, _ = session
     last_angle = [m for m in probe.got["steering"] if m.drive.speed > 0][-1].drive.steering_angle
     n = len(probe.got["steering"])
-    assert probe.spin_until(lambda: any(m.drive.speed == 0.0 for m in probe.got["steering"][n:]), 10)
+    assert probe.spin_until(lambda: any(m.drive.speed == 0.0 for m in probe.got["steering"][n:]), 20)
     stop = next(m for m in probe.got["steering"][n:] if m.drive.speed == 0.0)
     assert stop.header.frame_id == "base_link" and stop.drive.steering_angle == pytest.approx(last_angle)
     diag = probe.fresh_diagnostics()

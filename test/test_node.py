@@ -7,7 +7,6 @@ and run in file order: stream -> window reset -> bad messages -> burst -> watchd
 import ast
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -273,7 +272,6 @@ def test_a_burst_faster_than_inference_drops_frames_instead_of_queueing(session,
         probe.image.publish(msg)
         sent.append(stamp_of(msg))
     assert probe.spin_until(lambda: sent[-1] in probe.stamps("depth"), 30), "the newest frame must be processed"
-    done = time.monotonic()
     count = len(probe.got["depth"])
     probe.spin_for(1.5)
     assert len(probe.got["depth"]) == count, "no backlog: nothing arrives after the newest frame's output"
@@ -286,7 +284,6 @@ def test_a_burst_faster_than_inference_drops_frames_instead_of_queueing(session,
     assert processed == outputs and dropped > 0
     assert processed + dropped == 50, "every frame of the burst is either processed or counted as dropped"
     assert received <= 50
-    assert time.monotonic() - done < 10
 
 
 @pytest.mark.ros

@@ -187,6 +187,10 @@ def test_bad_configuration_and_index_are_named(tmp_path):
 
     with pytest.raises(SystemExit, match="height must be a positive integer"):
         main(["synth", "--out", str(tmp_path), "--height", "0"])
+    with pytest.raises(SystemExit, match="num_frames must be a positive integer, got 0"):
+        main(["synth", "--out", str(tmp_path), "--frames", "0"])
+    with pytest.raises(SystemExit, match="num_frames 5000 needs more than 999 car instance ids"):
+        main(["synth", "--out", str(tmp_path), "--frames", "5000"])  # panoptic ids would overflow into class 14
     (tmp_path / "taken").mkdir()
     with pytest.raises(SystemExit, match="exists already"):
         main(["synth", "--out", str(tmp_path), "--frames", "1", "--bag", str(tmp_path / "taken")])
@@ -244,7 +248,7 @@ def test_synth_command_writes_frames_meta_sheet_and_a_readable_bag(tmp_path):
     from rosbags.rosbag2 import Reader
 
     from uni_encoder_core.cli import main
-    from uni_encoder_core.data.rosbag_writer import typestore
+    from uni_encoder_core.data.rosbag_writer import IMAGE_TOPICS, typestore
 
     out = tmp_path / "synth"
     assert main(["synth", "--out", str(out), "--frames", "3", "--seed", "4", "--height", "48", "--width", "128",
@@ -253,6 +257,8 @@ def test_synth_command_writes_frames_meta_sheet_and_a_readable_bag(tmp_path):
     assert meta["frames"] == [f"frame_{i:06d}.npz" for i in range(3)]
     assert meta["camera_height"] == 1.5 and meta["wheelbase"] == 2.7 and meta["fps"] == 10.0
     assert meta["classes"][13]["name"] == "car" and meta["classes"][13]["thing"]
+    assert [c["train_id"] for c in meta["classes"] if c["thing"]] == list(range(11, 19))
+    assert [c["train_id"] for c in meta["classes"] if c["present"]] == [0, 1, 2, 5, 8, 9, 10, 13]
     world = SyntheticWorld(WorldConfig(seed=4, height=48, width=128, num_frames=3))
     np.testing.assert_allclose(meta["K"], world.K)
     stored = [np.load(out / name) for name in meta["frames"]]
@@ -286,5 +292,9 @@ def test_synth_command_writes_frames_meta_sheet_and_a_readable_bag(tmp_path):
     odom = msgs["/ground_truth/odom"][2][1]
     assert odom.pose.pose.position.x == pytest.approx(stored[2]["T_world_cam"][0, 3])
     assert odom.twist.twist.linear.x == pytest.approx(10.0)
-    depth = np.frombuffer(bytes(msgs["/ground_truth/depth"][0][1].data), np.float32).reshape(48, 128)
-    np.testing.assert_array_equal(np.nan_to_num(depth, nan=0.0), stored[0]["depth"])
+    for topic, (field, encoding, dtype) in IMAGE_TOPICS.items():  # every ground-truth image, value for value
+        img = msgs[topic][0][1]
+        got = np.frombuffer(bytes(img.data), dtype).reshape(stored[0][field].shape)
+        want = {"depth": stored[0]["depth"], "motion_mask": stored[0]["motion_mask"] * 255}.get(field, stored[0][field])
+        assert img.encoding == encoding and img.header.frame_id == "camera_optical_frame", topic
+        np.testing.assert_array_equal(np.nan_to_num(got, nan=0.0), want.astype(dtype), err_msg=topic)

@@ -33,13 +33,13 @@ float32 jerk
 ACKERMANN_DRIVE_STAMPED = """std_msgs/Header header
 AckermannDrive drive
 """
-IMAGE_TOPICS = {  # topic -> (frame field, encoding, numpy dtype, channels)
-    "/ground_truth/depth": ("depth", "32FC1", np.float32, 1),
-    "/ground_truth/semantic": ("semantic", "mono8", np.uint8, 1),
-    "/ground_truth/instance": ("instance", "16UC1", np.uint16, 1),
-    "/ground_truth/panoptic": ("panoptic", "32SC1", np.int32, 1),
-    "/ground_truth/motion_mask": ("motion_mask", "mono8", np.uint8, 1),
-    "/ground_truth/scene_flow": ("scene_flow", "32FC3", np.float32, 3),
+IMAGE_TOPICS = {  # topic -> (frame field, encoding, numpy dtype)
+    "/ground_truth/depth": ("depth", "32FC1", np.float32),
+    "/ground_truth/semantic": ("semantic", "mono8", np.uint8),
+    "/ground_truth/instance": ("instance", "16UC1", np.uint16),
+    "/ground_truth/panoptic": ("panoptic", "32SC1", np.int32),
+    "/ground_truth/motion_mask": ("motion_mask", "mono8", np.uint8),
+    "/ground_truth/scene_flow": ("scene_flow", "32FC3", np.float32),
 }
 
 
@@ -124,7 +124,7 @@ class GroundTruthBagWriter:
             acceleration=0.0, jerk=0.0)
         self._put("/ground_truth/steering",
                   T["ackermann_msgs/msg/AckermannDriveStamped"](header=self._header(ns, "base_link"), drive=drive), ns)
-        for topic, (field, encoding, dtype, _) in IMAGE_TOPICS.items():
+        for topic, (field, encoding, dtype) in IMAGE_TOPICS.items():
             array = getattr(frame, field)
             if field == "depth":
                 array = np.where(array > 0, array, np.nan)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uni_encoder_core.data.synthetic_render import NEAR, Camera, Style, cast, rays
+from uni_encoder_core.cityscapes import LABEL_DIVISOR
+from uni_encoder_core.data.synthetic_render import NEAR, ROAD, SIDEWALK, SKY, TERRAIN, Camera, Style, cast, rays
 from uni_encoder_core.data.synthetic_road import STEP, make_road
-from uni_encoder_core.data.synthetic_scene import Boxes, Layout, static_objects, traffic
+from uni_encoder_core.data.synthetic_scene import KIND_TRAIN_ID, Boxes, Layout, static_objects, traffic
 from uni_encoder_core.data.synthetic_shade import shade
 
-# Cityscapes train ids of the classes this world contains.
-CLASS_NAMES = {0: "road", 1: "sidewalk", 2: "building", 5: "pole", 8: "vegetation", 9: "terrain", 10: "sky", 13: "car"}
-THING_IDS = (13,)
+TRAIN_IDS = frozenset({ROAD, SIDEWALK, TERRAIN, SKY, *KIND_TRAIN_ID.tolist()})
+"""Cityscapes train ids of the classes this world contains."""
 START_ARCLENGTH = 20.0  # m of road behind the first camera position
 
 
@@ -114,6 +114,9 @@ class SyntheticWorld:
         self.static = static_objects(scene_rng, self.road, self.layout, s_start=5.0)
         self.traffic = traffic(traffic_rng, self.road, self.layout, cfg.speed, duration, START_ARCLENGTH,
                                first_instance=int(self.static.instance.max(initial=0)) + 1)
+        if self.traffic.shape.instance.max() >= LABEL_DIVISOR:
+            raise ValueError(f"WorldConfig.num_frames {cfg.num_frames} needs more than {LABEL_DIVISOR - 1} car "
+                             f"instance ids, which panoptic ids (train_id*{LABEL_DIVISOR} + instance) cannot hold")
         self.style = Style.random(style_rng)
         f = (cfg.width / 2) / math.tan(math.radians(cfg.hfov_deg) / 2)
         self.K = np.array([[f, 0.0, cfg.width / 2], [0.0, f, cfg.height / 2], [0.0, 0.0, 1.0]])
@@ -143,7 +146,7 @@ class SyntheticWorld:
         """The camera at frame ``i``."""
         self._check(i)
         x, y, heading = self.road.point(self.arclength(i), self.lane_offset)
-        return Camera(float(x), float(y), float(heading), self.cfg.camera_height, self.K)
+        return Camera(float(x), float(y), float(heading), self.cfg.camera_height)
 
     def pose(self, i: int) -> np.ndarray:
         """``T_world_cam`` (4x4 float64) of frame ``i``: camera optical frame -> world."""
@@ -194,7 +197,7 @@ class SyntheticWorld:
         flow = self.scene_flow(i, i + 1, depth, instance)
         return SyntheticFrame(
             index=i, rgb=np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), depth=depth, semantic=semantic,
-            instance=instance, panoptic=semantic.astype(np.int32) * 1000 + instance, K=self.K.copy(),
+            instance=instance, panoptic=semantic.astype(np.int32) * LABEL_DIVISOR + instance, K=self.K.copy(),
             T_world_cam=self.pose(i), scene_flow=flow, motion_mask=motion_mask,
             curvature=self.curvature(i), steering_angle=self.steering_angle(i), stamp=self.stamp(i),
         )
@@ -204,9 +207,7 @@ class SyntheticWorld:
         idx = np.asarray(instance) - int(self.traffic.shape.instance[0])
         if np.any((idx < 0) | (idx >= len(self.traffic.follows))):
             raise ValueError(f"instance ids {instance} are not all moving cars of this world")
-        s = self.traffic.arclength(self.time(i), self.arclength(i))[idx]
-        x, y, heading = self.road.point(s, self.traffic.lane[idx])
-        return x, y, heading + np.where(self.traffic.follows[idx], 0.0, math.pi)
+        return self.traffic.pose(self.road, self.time(i), self.arclength(i), idx)
 
     def scene_flow(self, i: int, j: int, depth: np.ndarray, instance: np.ndarray) -> np.ndarray:
         """3D scene flow (HxWx3 float32, camera frame ``i``) of the points seen in frame ``i`` towards frame ``j``.
@@ -217,7 +218,7 @@ class SyntheticWorld:
         self._check(i)
         self._check(j)
         flow = np.zeros((*depth.shape, 3), dtype=np.float32)
-        moving = instance >= int(self.traffic.shape.instance[0]) if len(self.traffic.follows) else instance < 0
+        moving = instance >= int(self.traffic.shape.instance[0])  # traffic ids follow every static id
         if not moving.any():
             return flow
         v, u = np.nonzero(moving)

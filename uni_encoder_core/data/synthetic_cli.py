@@ -8,6 +8,7 @@ Layout of ``--out DIR`` (documented in docs/data_formats.md): ``frame_000000.npz
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -17,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from uni_encoder_core.atomic_io import atomic_writer
-from uni_encoder_core.cityscapes import CLASSES, PALETTE
-from uni_encoder_core.data.synthetic import CLASS_NAMES, SyntheticFrame, SyntheticWorld, WorldConfig
+from uni_encoder_core.cityscapes import CLASSES, PALETTE, THING_CLASSES, VOID
+from uni_encoder_core.data.synthetic import TRAIN_IDS, SyntheticFrame, SyntheticWorld, WorldConfig
 
 NPZ_KEYS = ("rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_cam", "scene_flow", "motion_mask",
             "curvature", "steering_angle", "stamp")
@@ -85,9 +86,9 @@ def meta(cfg: WorldConfig, world: SyntheticWorld, files: list[str], bag: str | N
         "camera_height": cfg.camera_height, "wheelbase": cfg.wheelbase, "fps": cfg.fps, "speed": cfg.speed,
         "seed": cfg.seed,
         "world": dataclasses.asdict(cfg),
-        "classes": [{"train_id": i, "name": name, "color": list(colour), "thing": i == 13,
-                     "present": i in CLASS_NAMES} for i, (name, colour) in enumerate(CLASSES)],
-        "void_id": 255,
+        "classes": [{"train_id": i, "name": name, "color": list(colour), "thing": i in THING_CLASSES,
+                     "present": i in TRAIN_IDS} for i, (name, colour) in enumerate(CLASSES)],
+        "void_id": VOID,
         "conventions": {
             "camera": "optical frame: x right, y down, z forward; T_world_cam maps camera points to the world "
                       "(x east, y north, z up, ground z = 0)",
@@ -104,27 +105,25 @@ def meta(cfg: WorldConfig, world: SyntheticWorld, files: list[str], bag: str | N
 
 def run(args: argparse.Namespace) -> int:
     """Render ``--frames`` frames to ``--out`` (and ``--bag``); returns the exit code."""
-    if args.frames < 1:
-        raise SystemExit(f"uni-encoder synth: --frames must be >= 1, got {args.frames}")
     try:
         cfg = WorldConfig(seed=args.seed, height=args.height, width=args.width, num_frames=args.frames, fps=args.fps,
                           speed=args.speed, camera_height=args.camera_height, wheelbase=args.wheelbase)
+        world = SyntheticWorld(cfg)
     except ValueError as exc:
         raise SystemExit(f"uni-encoder synth: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    world = SyntheticWorld(cfg)
     sheet_at = set(np.linspace(0, cfg.num_frames - 1, min(4, cfg.num_frames)).round().astype(int).tolist())
     sheet, files = [], []
-    bag = None
-    if args.bag:
-        from uni_encoder_core.data.rosbag_writer import GroundTruthBagWriter
+    with contextlib.ExitStack() as stack:
+        bag = None
+        if args.bag:
+            from uni_encoder_core.data.rosbag_writer import GroundTruthBagWriter
 
-        try:
-            bag = GroundTruthBagWriter(args.bag, cfg).__enter__()
-        except FileExistsError as exc:
-            raise SystemExit(f"uni-encoder synth: {exc}") from None
-    try:
+            try:
+                bag = stack.enter_context(GroundTruthBagWriter(args.bag, cfg))
+            except FileExistsError as exc:
+                raise SystemExit(f"uni-encoder synth: {exc}") from None
         for i in tqdm(range(cfg.num_frames), desc="synth", unit="frame"):
             frame = world.frame(i)
             name = f"frame_{i:06d}.npz"
@@ -134,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
                 bag.write(frame)
             if i in sheet_at:
                 sheet.append(frame)
-    finally:
-        if bag is not None:
-            bag.__exit__(None, None, None)
     cv2.imwrite(str(out / "contact_sheet.png"), contact_sheet(sheet)[..., ::-1])
     with atomic_writer(out / "meta.json", "w") as fh:  # written last: a directory without it is incomplete
         json.dump(meta(cfg, world, files, str(bag.path) if bag else None), fh, indent=2)

@@ -14,7 +14,7 @@ import numpy as np
 
 from uni_encoder_core.data.synthetic_scene import Boxes
 
-ROAD, SIDEWALK, VEGETATION, TERRAIN, SKY = 0, 1, 8, 9, 10
+ROAD, SIDEWALK, TERRAIN, SKY = 0, 1, 9, 10
 NEAR = 0.05  # m
 TILE = 256  # texels per side of the noise tile
 
@@ -27,7 +27,6 @@ class Camera:
     y: float
     heading: float
     height: float
-    K: np.ndarray
 
     @property
     def right(self) -> np.ndarray:

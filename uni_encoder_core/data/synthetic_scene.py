@@ -212,13 +212,18 @@ class Traffic:
         follow = s_camera + self.gap + self.amplitude * np.sin(2 * np.pi * t / self.period + self.phase)
         return np.where(self.follows, follow, self.s0 - self.speed * t)
 
+    def pose(self, road: Road, t: float, s_camera: float, index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World ``(x, y, yaw)`` (m, m, rad) of the cars ``index`` (int array or boolean mask) at time ``t``."""
+        s = self.arclength(t, s_camera)[index]
+        x, y, heading = road.point(s, self.lane[index])
+        return x, y, heading + np.where(self.follows[index], 0.0, math.pi)
+
     def boxes(self, road: Road, t: float, s_camera: float) -> Boxes:
         """The cars' boxes at time ``t`` (cars outside the road are dropped)."""
         s = self.arclength(t, s_camera)
         keep = (s > 0.0) & (s < road.length)
         out = self.shape.take(keep)
-        out.x, out.y, heading = road.point(s[keep], self.lane[keep])
-        out.heading = heading + np.where(self.follows[keep], 0.0, math.pi)
+        out.x, out.y, out.heading = self.pose(road, t, s_camera, keep)
         return car_boxes(out)
 
 

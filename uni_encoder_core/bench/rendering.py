@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 
 from tqdm import tqdm
 
 from uni_encoder_core.bench.timing import summarize
+from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 
 
 def run_rendering(height: int, width: int, frames: int, seed: int = 0) -> dict:
     """Section 4: render ``frames`` consecutive frames (RGB + every ground-truth map) at ``height`` x ``width``."""
-    try:
-        synthetic = importlib.import_module("uni_encoder_core.data.synthetic")
-    except ImportError as exc:
-        return {"unavailable": f"the synthetic world is not in this build ({exc})"}
     t0 = time.perf_counter()
-    world = synthetic.SyntheticWorld(synthetic.WorldConfig(seed=seed, height=height, width=width,
-                                                           num_frames=frames))
+    world = SyntheticWorld(WorldConfig(seed=seed, height=height, width=width, num_frames=frames))
     build_s = time.perf_counter() - t0
     samples = []
     for i in tqdm(range(frames), desc="rendering", unit="frame", leave=False):

@@ -29,8 +29,6 @@ class OnnxHeads:
     """The per-frame networks as ONNX Runtime sessions of ``uni-encoder export``'s graphs (same call signatures
     as :class:`Heads`; inputs go to and outputs come from ``device`` as torch tensors)."""
 
-    dtype = None
-
     def __init__(self, files: dict[str, Path], device: torch.device, threads: int):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -81,7 +79,7 @@ def _warm(path: UnifiedPath, model: UniEncoder, device: torch.device) -> None:
     path.step(synthetic_frame(window, h, w, device), Clock(device))
 
 
-def compiled_heads(model: UniEncoder, tasks: list[str], timeout: float) -> tuple[list[Heads] | None, dict]:
+def compiled_heads(model: UniEncoder, tasks: list[str], timeout: float) -> tuple[Heads | None, dict]:
     """``torch.compile``d heads for both scopes, compiled (warm) within ``timeout`` s, or None and the reason."""
     if timeout <= 0:
         return None, {"unavailable": "disabled (--compile-timeout 0)"}
@@ -101,7 +99,7 @@ def compiled_heads(model: UniEncoder, tasks: list[str], timeout: float) -> tuple
             return None, {"unavailable": f"compilation did not finish within {timeout:g} s"}
         first_line = (str(exc).strip().splitlines() or [""])[0]
         return None, {"unavailable": f"{type(exc).__name__}: {first_line[:300]}"}
-    return [heads], {"compile_s": time.perf_counter() - t0}
+    return heads, {"compile_s": time.perf_counter() - t0}
 
 
 def onnx_heads(model: UniEncoder, directory: Path) -> tuple[OnnxHeads | None, dict]:
@@ -136,14 +134,14 @@ def run_variants(model: UniEncoder, frames: int, warmup: int, compile_timeout: f
     notes: dict[str, dict] = {}
     if "compile" in which:
         compiled, notes["torch.compile"] = compiled_heads(model, tasks, compile_timeout)
-        if compiled:
-            variants["torch.compile"] = compiled[0]
+        if compiled is not None:
+            variants["torch.compile"] = compiled
     with tempfile.TemporaryDirectory(prefix="uni-encoder-bench-onnx-") as tmp:
         if "onnx" in which:
             onnx, notes["onnxruntime"] = onnx_heads(model, Path(tmp))
             if onnx is not None:
                 variants["onnxruntime"] = onnx
-        results: dict[str, dict] = {}
+        table: dict[str, dict] = {}
         for scope, all_heads in SCOPES.items():
             needed = {"encoder", "depth"} | ({"pose", "motion", "segmentation", "steering"} if all_heads else set())
             paths = {}
@@ -152,12 +150,8 @@ def run_variants(model: UniEncoder, frames: int, warmup: int, compile_timeout: f
                 if missing:
                     notes.setdefault(name, {})[scope] = f"unavailable: graphs {missing} did not export"
                 else:
-                    paths[f"{scope} | {name}"] = UnifiedPath(heads, window, all_heads)
-            results.update(measure(paths, frames, warmup, window, model.cfg.height, model.cfg.width, device,
-                                   desc=f"variants ({scope})"))
-    table: dict[str, dict] = {scope: {} for scope in SCOPES}
-    for key, value in results.items():
-        scope, name = key.split(" | ")
-        table[scope][name] = value
+                    paths[name] = UnifiedPath(heads, window, all_heads)
+            table[scope] = measure(paths, frames, warmup, window, model.cfg.height, model.cfg.width, device,
+                                   desc=f"variants ({scope})")
     return {"tasks": tasks, "variants": list(variants) + [n for n in notes if n not in variants],
             "notes": notes, "scopes": table}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from uni_encoder_core.config import ModelConfig, PipelineConfig, load_config
+from uni_encoder_core.eval.pose import trajectory_from_relative_poses
 from uni_encoder_core.geometry import metric_scale_from_camera_height
 from uni_encoder_core.inference.pipeline import (
     CameraFrame,
@@ -170,6 +171,7 @@ def test_outputs_at_input_resolution_with_cropped_rows_invalid(run):
     assert r.semantic.shape == (H, W) and r.semantic.dtype == np.uint8 and (r.semantic[H - crop :] == 255).all()
     assert r.panoptic.dtype == np.int32 and (r.panoptic[H - crop :] == 255000).all()
     assert r.instance.dtype == np.uint16 and (r.instance[H - crop :] == 0).all()
+    np.testing.assert_array_equal(r.instance, instance_ids_from_panoptic(r.panoptic))
     np.testing.assert_array_equal(r.semantic, np.where(r.panoptic == 255000, 255, r.panoptic // 1000))
     assert r.scene_flow.shape == (H, W, 3) and r.scene_flow.dtype == np.float32
     assert np.isnan(r.scene_flow[H - crop :]).all() and np.isfinite(r.scene_flow[: H - crop]).all()
@@ -181,10 +183,9 @@ def test_outputs_at_input_resolution_with_cropped_rows_invalid(run):
 def test_odometry_integrates_the_relative_poses(run):
     _, _, results = run
     np.testing.assert_array_equal(results[0].pose, np.eye(4))
-    expected = np.eye(4)
+    expected = trajectory_from_relative_poses(np.stack([r.relative_pose for r in results[1:]]))
+    np.testing.assert_allclose(np.stack([r.pose for r in results]), expected, atol=1e-12)
     for r in results[1:]:
-        expected = expected @ r.relative_pose
-        np.testing.assert_allclose(r.pose, expected, atol=1e-12)
         np.testing.assert_allclose(r.relative_pose[:3, :3] @ r.relative_pose[:3, :3].T, np.eye(3), atol=1e-5)
 
 
@@ -220,6 +221,14 @@ def test_metric_scale_from_camera_height_scales_depth_pose_and_flow(model):
     np.testing.assert_allclose(b[1].depth, a[1].depth * scale, rtol=1e-5)
     np.testing.assert_allclose(b[1].relative_pose[:3, 3], a[1].relative_pose[:3, 3] * scale, rtol=1e-5)
     np.testing.assert_allclose(b[1].scene_flow, a[1].scene_flow * scale, rtol=1e-4, atol=1e-7)
+
+
+def test_reset_forgets_the_metric_scale(model):
+    pipe = PerceptionPipeline(PipelineConfig(warmup_frames=0, metric_scale=True, camera_height=1.65), model=model)
+    pipe.process(frames(1, seed=3)[0])
+    assert pipe.scale != 1.0, "the ground-plane fit must have set a scale for this check to mean anything"
+    pipe.reset()
+    assert pipe.scale == 1.0  # a failed fit on the next frame falls back to 1, not to a stale scale
 
 
 def test_reduced_precision_stays_close_to_fp32(model):

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -76,7 +75,6 @@ class PerceptionResult:
     curvature: float | None = None
     steering_angle: float | None = None
     reset: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def crop_rows(height: int, crop_bottom: float) -> int:
@@ -107,8 +105,7 @@ def preprocess(rgb: np.ndarray, crop_bottom: float, model_hw: tuple[int, int]) -
 
 def restore_rows(maps: torch.Tensor, height: int, width: int, crop: int, fill: float, mode: str) -> torch.Tensor:
     """Bx C x h x w network-size maps -> Bx C x height x width: resize onto the kept rows, ``fill`` the cropped ones."""
-    kept = F.interpolate(maps.float(), size=(height - crop, width), mode=mode, **({} if mode == "nearest" else
-                                                                                   {"align_corners": False}))
+    kept = F.interpolate(maps.float(), size=(height - crop, width), mode=mode)
     if crop == 0:
         return kept
     return torch.cat([kept, kept.new_full((*kept.shape[:2], crop, width), fill)], dim=2)
@@ -170,8 +167,8 @@ class FeatureRing:
 
     def window(self) -> torch.Tensor:
         """Coarsest features of the full window, oldest first: 1 x capacity x C x h x w."""
-        order = (torch.arange(self.capacity, device=self.slots[-1].device) + self.head) % self.capacity
-        return self.slots[-1].index_select(0, order)[None]
+        slots = self.slots[-1]
+        return torch.cat([slots[self.head :], slots[: self.head]])[None]
 
 
 class PerceptionPipeline:
@@ -226,6 +223,7 @@ class PerceptionPipeline:
         """Forget the temporal window and the odometry."""
         self.ring.clear()
         self.pose = np.eye(4)
+        self.scale = 1.0
         self.last_stamp = None
 
     def _autocast(self):
@@ -260,23 +258,20 @@ class PerceptionPipeline:
     def process(self, frame: CameraFrame) -> PerceptionResult:
         """Run every head on one frame (the encoder exactly once) and return the outputs at input resolution."""
         self._check(frame)
-        t0 = time.perf_counter()
         reset = self._window_check(frame.stamp)
         if reset is not None:
             self.ring.clear()
         self.last_stamp = frame.stamp
         H, W = frame.rgb.shape[:2]
         image, crop = preprocess(frame.rgb, self.cfg.crop_bottom, self.model_hw)
-        K_net = model_intrinsics(frame.K, (H - crop, W), self.model_hw)
         x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
-        K_t = torch.as_tensor(K_net, dtype=torch.float32, device=self.device)[None]
-        timings: dict[str, float] = {}
         with self._autocast():
             feats = self.model.encode(x)
-            timings["encode"] = time.perf_counter() - t0
             _, depth = self.model.predict_depth(feats)
             depth = depth.float()
             if self.cfg.metric_scale:
+                K_net = model_intrinsics(frame.K, (H - crop, W), self.model_hw)
+                K_t = torch.as_tensor(K_net, dtype=torch.float32, device=self.device)[None]
                 scale = float(metric_scale_from_camera_height(depth, K_t, self.cfg.camera_height)[0])
                 self.scale = scale if math.isfinite(scale) and scale > 0 else self.scale
             else:
@@ -300,14 +295,13 @@ class PerceptionPipeline:
         if relative is not None:
             self.pose = self.pose @ relative
         arrays = {k: v.cpu().numpy() for k, v in out.items()}
-        timings["total"] = time.perf_counter() - t0
         return PerceptionResult(
-            stamp=frame.stamp, K=np.asarray(frame.K, np.float64), depth=arrays["depth"].astype(np.float32),
+            stamp=frame.stamp, K=np.asarray(frame.K, np.float64), depth=arrays["depth"],
             metric=self.cfg.metric_scale, scale=self.scale, pose=self.pose.copy(), window_length=len(self.ring),
             scene_flow=arrays.get("scene_flow"), motion_mask=arrays.get("motion_mask"), relative_pose=relative,
             curvature=curvature,
             steering_angle=None if curvature is None else ackermann_steering_angle(curvature, self.cfg.wheelbase),
-            reset=reset, timings=timings, **seg,
+            reset=reset, **seg,
         )
 
     def _segment(self, feats: list[torch.Tensor], H: int, W: int, crop: int) -> dict[str, np.ndarray]:
@@ -323,6 +317,8 @@ class PerceptionPipeline:
             # float32 holds every label id exactly (< 2**24), so nearest resizing keeps them
             result[task] = restore_rows(labels[:, None], H, W, crop, fill, "nearest")[0, 0].cpu().numpy().astype(dtype)
         if "panoptic" in result:
-            result.setdefault("semantic", split_panoptic(result["panoptic"])[0].astype(np.uint8))
-            result.setdefault("instance", instance_ids_from_panoptic(result["panoptic"]))
+            if "semantic" not in result:
+                result["semantic"] = split_panoptic(result["panoptic"])[0].astype(np.uint8)
+            if "instance" not in result:
+                result["instance"] = instance_ids_from_panoptic(result["panoptic"])
         return result

@@ -16,28 +16,15 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from ackermann_msgs.msg import AckermannDriveStamped
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Odometry
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
+from uni_encoder_ros.node import OUTPUT_TOPICS
+
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUTS: dict[str, type] = {
-    "depth": Image,
-    "depth/camera_info": CameraInfo,
-    "segmentation/semantic": Image,
-    "segmentation/instance": Image,
-    "segmentation/panoptic": Image,
-    "segmentation/semantic_color": Image,
-    "scene_flow": Image,
-    "motion_mask": Image,
-    "odom": Odometry,
-    "steering": AckermannDriveStamped,
-    "/tf": TFMessage,
-    "/diagnostics": DiagnosticArray,
-}
+OUTPUTS: dict[str, type] = OUTPUT_TOPICS | {"/tf": TFMessage, "/diagnostics": DiagnosticArray}
 
 
 def _value(v: Any) -> str:

@@ -21,12 +21,20 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+
+from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
+from uni_encoder_ros.conversions import numpy_to_image
 from uni_encoder_ros.demo_report import stamp_seconds, write_report
+from uni_encoder_ros.node import OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo_tiny.pt"
-IMAGE_TOPICS = ("depth", "segmentation/semantic", "segmentation/instance", "segmentation/panoptic",
-                "segmentation/semantic_color", "scene_flow", "motion_mask")
+IMAGE_TOPICS = tuple(topic for topic, msg_type in OUTPUT_TOPICS.items() if msg_type is Image)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,24 +75,12 @@ class Recorder:
     """An rclpy node that publishes the camera and records every output with its arrival time."""
 
     def __init__(self):
-        import rclpy
-        from ackermann_msgs.msg import AckermannDriveStamped
-        from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import Odometry
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image
-        from tf2_msgs.msg import TFMessage
-
-        self.rclpy = rclpy
         self.node = rclpy.create_node("demo_camera")
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.image = self.node.create_publisher(Image, "image", qos)
         self.info = self.node.create_publisher(CameraInfo, "camera_info", qos)
         self.got: dict[str, list[tuple[float, Any]]] = defaultdict(list)
-        topics = {t: Image for t in IMAGE_TOPICS} | {
-            "depth/camera_info": CameraInfo, "odom": Odometry, "steering": AckermannDriveStamped,
-            "/tf": TFMessage, "/diagnostics": DiagnosticArray,
-        }
+        topics = OUTPUT_TOPICS | {"/tf": TFMessage, "/diagnostics": DiagnosticArray}
         for topic, msg_type in topics.items():
             self.node.create_subscription(msg_type, topic, lambda m, t=topic: self.record(t, m), qos)
 
@@ -100,7 +96,7 @@ class Recorder:
         """Spin until ``condition()`` or ``timeout`` s; returns whether it held."""
         end = time.monotonic() + timeout
         while time.monotonic() < end and not condition():
-            self.rclpy.spin_once(self.node, timeout_sec=0.02)
+            rclpy.spin_once(self.node, timeout_sec=0.02)
         return condition()
 
     def stamps(self, topic: str) -> list[float]:
@@ -110,10 +106,6 @@ class Recorder:
 
 def stream(rec: Recorder, world, frames: int, rate: float) -> list[float]:
     """Publish ``frames`` synthetic frames at ``rate`` Hz with live stamps; returns the stamps (s)."""
-    from sensor_msgs.msg import CameraInfo
-
-    from uni_encoder_ros.conversions import numpy_to_image
-
     sent = []
     start = time.monotonic()
     for i in range(frames):
@@ -134,10 +126,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when every output topic delivered and the watchdog stopped the vehicle."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", "73")
-    import rclpy
-
-    from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint, trained = resolve_checkpoint(args, out)
@@ -148,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
               "diagnostics_period": "0.5"}
     # the recorder is one Python thread on a possibly busy machine: give it a deeper writer history than a vehicle
     # needs, through the node's standard QoS override parameters
-    params |= {f"qos_overrides./{topic}.publisher.depth": "100" for topic in IMAGE_TOPICS + (
-        "depth/camera_info", "odom", "steering")}
+    params |= {f"qos_overrides./{topic}.publisher.depth": "100" for topic in OUTPUT_TOPICS}
     cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "--params-file",
            str(ROOT / "config/perception.yaml")] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
     log = out / "node.log"

@@ -73,6 +73,12 @@ OUTPUT_QOS = QoSProfile(
     history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=qos_profile_system_default.reliability,
     durability=qos_profile_system_default.durability,
 )
+# Output topics (relative names) and their message types, in publication order; /tf is optional (``publish_tf``).
+OUTPUT_TOPICS: dict[str, type] = {
+    "depth": Image, "depth/camera_info": CameraInfo, "segmentation/semantic": Image,
+    "segmentation/instance": Image, "segmentation/panoptic": Image, "segmentation/semantic_color": Image,
+    "scene_flow": Image, "motion_mask": Image, "odom": Odometry, "steering": AckermannDriveStamped,
+}
 OPTICAL_IN_BODY = np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])  # REP 103: optical (x right, y down, z fwd)
 
 
@@ -225,12 +231,7 @@ class PerceptionNode(LifecycleNode):
     def create_publishers(self) -> None:
         """Outputs (system-default QoS, overridable by the ``qos_overrides.*`` parameters)."""
         qos = QoSOverridingOptions.with_default_policies()
-        topics = {
-            "depth": Image, "depth/camera_info": CameraInfo, "segmentation/semantic": Image,
-            "segmentation/instance": Image, "segmentation/panoptic": Image, "segmentation/semantic_color": Image,
-            "scene_flow": Image, "motion_mask": Image, "odom": Odometry, "steering": AckermannDriveStamped,
-        }
-        for topic, msg_type in topics.items():
+        for topic, msg_type in OUTPUT_TOPICS.items():
             self.pubs[topic] = self.create_publisher(
                 msg_type, topic, OUTPUT_QOS, qos_overriding_options=qos
             )
@@ -381,7 +382,7 @@ class PerceptionNode(LifecycleNode):
             pubs["segmentation/panoptic"].publish(numpy_to_image(result.panoptic, "32SC1", header))
         if result.scene_flow is not None:
             pubs["scene_flow"].publish(numpy_to_image(result.scene_flow, "32FC3", header))
-            mask = np.where(result.motion_mask, 255, 0).astype(np.uint8)
+            mask = result.motion_mask.view(np.uint8) * 255  # bool -> 0/255 without a temporary
             pubs["motion_mask"].publish(numpy_to_image(mask, "mono8", header))
         self.publish_odometry(header, result)
         if result.steering_angle is not None:

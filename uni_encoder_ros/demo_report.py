@@ -34,43 +34,41 @@ def _ids_to_rgb(ids: np.ndarray) -> np.ndarray:
     return COLOURS[np.asarray(ids, np.int64) % 65536]
 
 
-def _depth_view(ax, depth: np.ndarray, title: str) -> None:
+def _depth_view(ax, depth: np.ndarray) -> None:
     shown = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan)
     cmap = plt.get_cmap("magma_r").copy()
     cmap.set_bad("0.6")
     low, high = np.nanpercentile(shown, [2, 98]) if np.isfinite(shown).any() else (0.0, 1.0)
     im = ax.imshow(shown, cmap=cmap, vmin=low, vmax=max(high, low + 1e-6))
     plt.colorbar(im, ax=ax, fraction=0.025, label="m")
-    ax.set_title(title)
 
 
+# topic -> (label, draw(ax, image), ground truth of a SyntheticFrame or None)
 VIEWS = {
-    "depth": ("depth (NaN grey)", lambda ax, a, t: _depth_view(ax, a, t), lambda f: f.depth),
-    "segmentation/semantic": ("train ids", lambda ax, a, t: ax.imshow(PALETTE[a]), lambda f: f.semantic),
-    "segmentation/semantic_color": ("rgb8 as published", lambda ax, a, t: ax.imshow(a), lambda f: PALETTE[f.semantic]),
-    "segmentation/instance": ("instance ids", lambda ax, a, t: ax.imshow(_ids_to_rgb(a)), lambda f: f.instance),
-    "segmentation/panoptic": ("panoptic ids", lambda ax, a, t: ax.imshow(_ids_to_rgb(a)), lambda f: f.panoptic),
-    "scene_flow": ("|flow| (m/frame)", lambda ax, a, t: plt.colorbar(
+    "depth": ("depth (NaN grey)", _depth_view, lambda f: f.depth),
+    "segmentation/semantic": ("train ids", lambda ax, a: ax.imshow(PALETTE[a]), lambda f: f.semantic),
+    "segmentation/semantic_color": ("rgb8 as published", lambda ax, a: ax.imshow(a), lambda f: PALETTE[f.semantic]),
+    "segmentation/instance": ("instance ids", lambda ax, a: ax.imshow(_ids_to_rgb(a)), lambda f: f.instance),
+    "segmentation/panoptic": ("panoptic ids", lambda ax, a: ax.imshow(_ids_to_rgb(a)), lambda f: f.panoptic),
+    "scene_flow": ("|flow| (m/frame)", lambda ax, a: plt.colorbar(
         ax.imshow(np.linalg.norm(a, axis=-1), cmap="viridis"), ax=ax, fraction=0.025), None),
-    "motion_mask": ("moving (255)", lambda ax, a, t: ax.imshow(a, cmap="gray", vmin=0, vmax=255),
+    "motion_mask": ("moving (255)", lambda ax, a: ax.imshow(a, cmap="gray", vmin=0, vmax=255),
                     lambda f: f.motion_mask.astype(np.uint8) * 255),
 }
 
 
-def image_panel(path: Path, topic: str, samples: list[tuple[int, Any]], world) -> None:
-    """Input | output | ground truth for each sampled frame."""
+def image_panel(path: Path, topic: str, samples: list[tuple[Any, Any]]) -> None:
+    """Input | output | ground truth for each sample: (rendered world frame, output message)."""
     label, draw, truth = VIEWS[topic]
     cols = 3 if truth is not None else 2
     fig, axes = plt.subplots(len(samples), cols, figsize=(5 * cols, 1.9 * len(samples) + 0.6), squeeze=False)
-    for row, (index, msg) in enumerate(samples):
-        frame = world.frame(index)
+    for row, (frame, msg) in enumerate(samples):
         axes[row, 0].imshow(frame.rgb)
-        axes[row, 0].set_title(f"input frame {index}")
-        draw(axes[row, 1], image_to_numpy(msg), f"{topic}: {label}")
+        axes[row, 0].set_title(f"input frame {frame.index}")
+        draw(axes[row, 1], image_to_numpy(msg))
         axes[row, 1].set_title(f"{topic}: {label}")
         if truth is not None:
-            gt = truth(frame)
-            draw(axes[row, 2], gt.astype(np.float32) if topic == "depth" else gt, "ground truth")
+            draw(axes[row, 2], truth(frame))
             axes[row, 2].set_title("ground truth")
         for ax in axes[row]:
             ax.axis("off")
@@ -84,9 +82,9 @@ def odometry_panel(path: Path, odom: list, index_of: dict[float, int], world) ->
     """Top-down trajectory (odom frame) and forward speed against the world's ground truth."""
     T_base_cam = camera_in_base([0.0, 0.0, world.cfg.camera_height], [0.0, 0.0, 0.0])
     xy = np.array([[m.pose.pose.position.x, m.pose.pose.position.y] for _, m in odom])
-    first = world.frame(index_of[stamp_seconds(odom[0][1])]).T_world_cam
-    gt = np.array([odometry_in_base(np.linalg.inv(first) @ world.frame(index_of[stamp_seconds(m)]).T_world_cam,
-                                    T_base_cam)[:2, 3] for _, m in odom])
+    first = world.pose(index_of[stamp_seconds(odom[0][1])])
+    gt = np.array([odometry_in_base(np.linalg.inv(first) @ world.pose(index_of[stamp_seconds(m)]), T_base_cam)[:2, 3]
+                   for _, m in odom])
     t = np.array([stamp_seconds(m) for _, m in odom])
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.plot(gt[:, 0], gt[:, 1], "k-", label="ground truth")
@@ -110,7 +108,7 @@ def steering_panel(path: Path, steering: list, index_of: dict[float, int], sent:
     """Commanded Ackermann angle and stop commands over time, with the world's steering angle."""
     t0 = sent[0]
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.plot(np.array(sent) - t0, [world.frame(i).steering_angle for i in range(len(sent))], "k-", label="ground truth")
+    ax.plot(np.array(sent) - t0, [world.steering_angle(i) for i in range(len(sent))], "k-", label="ground truth")
     drive = [(stamp_seconds(m), m.drive) for _, m in steering]
     go = [(t, d.steering_angle) for t, d in drive if d.speed != 0.0]
     stop = [(t, d.steering_angle) for t, d in drive if d.speed == 0.0 and t >= t0]
@@ -151,13 +149,14 @@ def write_report(out: Path, got: dict[str, list], sent: list[float], world, meta
     processed = [m for _, m in got["depth"] if stamp_seconds(m) in index_of]
     picks = sorted({len(processed) // 4, len(processed) // 2, len(processed) - 1}) if processed else []
     sample_stamps = [stamp_seconds(processed[i]) for i in picks]
+    rendered = {s: world.frame(index_of[s]) for s in sample_stamps}  # each picked frame rendered once
     panels = []
     for topic in VIEWS:
         by_stamp = {stamp_seconds(m): m for _, m in got[topic]}
-        samples = [(index_of[s], by_stamp[s]) for s in sample_stamps if s in by_stamp]
+        samples = [(rendered[s], by_stamp[s]) for s in sample_stamps if s in by_stamp]
         if samples:
             name = topic.replace("/", "_") + ".png"
-            image_panel(out / name, topic, samples, world)
+            image_panel(out / name, topic, samples)
             panels.append(name)
     if got["odom"]:
         odometry_panel(out / "odom.png", [(t, m) for t, m in got["odom"] if stamp_seconds(m) in index_of],

@@ -147,6 +147,7 @@ def test_disparity_depth_conversion_round_trip_and_range():
     disp = torch.tensor([0.0, 0.5, 1.0])
     depth = disparity_to_depth(disp, 0.1, 100.0)
     assert torch.allclose(depth[[0, 2]], torch.tensor([100.0, 0.1]))
+    assert torch.allclose(depth[1], torch.tensor(1 / (0.01 + 9.99 * 0.5)))  # 1 / (1/100 + (1/0.1 - 1/100) * 0.5)
     assert torch.allclose(depth_to_disparity(depth, 0.1, 100.0), disp, atol=1e-6)
 
 

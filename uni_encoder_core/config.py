@@ -111,6 +111,11 @@ class SegmentationConfig:
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
 
+    @property
+    def num_text_queries(self) -> int:
+        """Text queries per image in training: ``num_queries - text_context_queries``."""
+        return self.num_queries - self.text_context_queries
+
 
 @dataclass
 class SteeringConfig:

@@ -23,7 +23,7 @@ from transformers.models.oneformer.modeling_oneformer import (
     OneFormerTransformerModule,
 )
 
-from uni_encoder_core.cityscapes import THING_CLASSES, VOID
+from uni_encoder_core.cityscapes import LABEL_DIVISOR, THING_CLASSES, VOID
 from uni_encoder_core.config import SegmentationConfig
 from uni_encoder_core.models.tokenizer import TASKS, VOCABULARY, Tokenizer, task_prompt
 
@@ -89,8 +89,6 @@ class SegmentationHead(OneFormerPreTrainedModel):
             raise ValueError(f"unknown segmentation task '{unknown[0]}' (known: {', '.join(TASKS)})")
         super().__init__(oneformer_config(cfg, len(VOCABULARY)))
         self.cfg = cfg
-        self.tokenizer = Tokenizer(cfg.text_context_length)  # text queries; task prompts use max_seq_len
-        self.num_text = cfg.num_queries - cfg.text_context_queries
         self.pixel_decoder = OneFormerPixelDecoder(self.config, feature_channels=list(in_channels))
         self.transformer = OneFormerTransformerModule(in_features=cfg.hidden_dim, config=self.config)
         self.task_encoder = OneFormerTaskModel(self.config)
@@ -120,8 +118,11 @@ class SegmentationHead(OneFormerPreTrainedModel):
         pixels = self.pixel_decoder(list(features))
         n, batch = len(tasks), features[0].shape[0]
         tokens = self._task_tokens(list(tasks)).repeat_interleave(batch, dim=0)  # task-major: (n*B) x D
-        multi_scale = [f.repeat(n, 1, 1, 1) for f in pixels.multi_scale_features]
-        pred = self._decode(multi_scale, pixels.mask_features.repeat(n, 1, 1, 1), tokens)
+        multi_scale, mask_features = pixels.multi_scale_features, pixels.mask_features
+        if n > 1:
+            multi_scale = [f.repeat(n, 1, 1, 1) for f in multi_scale]
+            mask_features = mask_features.repeat(n, 1, 1, 1)
+        pred = self._decode(multi_scale, mask_features, tokens)
 
         def part(x: Tensor, i: int) -> Tensor:
             return x[i * batch : (i + 1) * batch]
@@ -141,7 +142,7 @@ class SegmentationHead(OneFormerPreTrainedModel):
         """
         if len(tasks) != features[0].shape[0]:
             raise ValueError(f"forward_train needs one task per image: {len(tasks)} tasks for {features[0].shape[0]}")
-        expected = (features[0].shape[0], self.num_text, self.cfg.text_context_length)
+        expected = (features[0].shape[0], self.cfg.num_text_queries, self.cfg.text_context_length)
         if tuple(text_ids.shape) != expected:
             got = tuple(text_ids.shape)
             raise ValueError(f"text_ids must be B x num_text x text_context_length = {expected}, got {got}")
@@ -199,19 +200,20 @@ def to_panoptic(
     class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], object_threshold: float = 0.8,
     overlap_threshold: float = 0.8,
 ) -> Tensor:
-    """Panoptic map BxHxW int64: category*1000 + instance (stuff: instance 0; things: 1, 2, ... per class).
+    """Panoptic map BxHxW int64: category*LABEL_DIVISOR + instance (stuff: instance 0; things: 1, 2, ... per class).
 
-    Unclaimed pixels are void: ``VOID * 1000``.
+    Unclaimed pixels are void: ``VOID * LABEL_DIVISOR``.
     """
     out = []
     for probs, masks in zip(class_logits.softmax(-1), _mask_probs(mask_logits, size)):
         ids, classes, _ = _segments(probs, masks, True, object_threshold, overlap_threshold)
-        panoptic = torch.full_like(ids, VOID * 1000)
+        table: list[int] = []  # segment k -> panoptic id; the last entry (ids == -1) is void
         counts: dict[int, int] = {}
-        for k, label in enumerate(classes.tolist()):
+        for label in classes.tolist():
             counts[label] = counts.get(label, 0) + (label in THING_CLASSES)
-            panoptic[ids == k] = label * 1000 + counts[label]
-        out.append(panoptic)
+            table.append(label * LABEL_DIVISOR + counts[label])
+        table.append(VOID * LABEL_DIVISOR)
+        out.append(torch.tensor(table, dtype=torch.int64, device=ids.device)[ids])
     return torch.stack(out)
 
 

@@ -11,10 +11,8 @@ from torch import nn
 from uni_encoder_core.config import SteeringConfig
 
 
-def ackermann_steering_angle(curvature: torch.Tensor | float, wheelbase: float) -> torch.Tensor | float:
+def ackermann_steering_angle(curvature: float, wheelbase: float) -> float:
     """Front-wheel steering angle (rad, + = left) of an Ackermann vehicle: ``atan(wheelbase * curvature)``."""
-    if isinstance(curvature, torch.Tensor):
-        return torch.atan(wheelbase * curvature)
     return math.atan(wheelbase * curvature)
 
 

@@ -10,7 +10,7 @@ from uni_encoder_core.models.depth import DepthDecoder
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.motion import MotionMaskDecoder, SceneFlowDecoder
 from uni_encoder_core.models.pose import PoseHead
-from uni_encoder_core.models.segmentation import SegmentationHead, SegmentationPrediction
+from uni_encoder_core.models.segmentation import SegmentationHead
 from uni_encoder_core.models.unified import MultiTaskModel, TrainOutputs, check_train_inputs
 
 
@@ -39,19 +39,15 @@ class Teacher(MultiTaskModel):
         self.motion_mask = MotionMaskDecoder(self.motion_encoder.channels, cfg.motion)
         self.segmentation = SegmentationHead(self.encoder.channels, cfg.segmentation)
 
-    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """RGB ``Bx3xHxW`` in [0, 1] -> Swin feature maps (strides 4..32) for depth and segmentation."""
-        return self.encoder(self.normalise(images))
-
-    def predict_depth(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Swin features -> (4 sigmoid disparities finest first, depth ``Bx1xHxW``)."""
-        return self.depth(feats)
+    def normalise_pair(self, images_src: torch.Tensor, images_tgt: torch.Tensor) -> torch.Tensor:
+        """Two RGB ``Bx3xHxW`` images in [0, 1] -> the normalised pair stacked on the channel axis ``Bx6xHxW``."""
+        return torch.cat([self.normalise(images_src), self.normalise(images_tgt)], dim=1)
 
     def predict_pose(
         self, images_src: torch.Tensor, images_tgt: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """RGB source and target images -> (``T_t->s`` Bx4x4, axis_angle Bx3, translation Bx3)."""
-        feats = self.pose_encoder(self.normalise(torch.cat([images_src, images_tgt], dim=1)))
+        feats = self.pose_encoder(self.normalise_pair(images_src, images_tgt))
         axis_angle, translation = self.pose(feats[-1])
         return pose_vec_to_matrix(axis_angle, translation), axis_angle, translation
 
@@ -59,12 +55,8 @@ class Teacher(MultiTaskModel):
         self, images_src: torch.Tensor, images_tgt: torch.Tensor, axis_angle: torch.Tensor, translation: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """RGB source and target images, ego-motion -> (complete flow ``Bx3xHxW``, motion mask ``Bx1xHxW``)."""
-        feats = self.motion_encoder(self.normalise(torch.cat([images_src, images_tgt], dim=1)))
+        feats = self.motion_encoder(self.normalise_pair(images_src, images_tgt))
         return self.scene_flow(feats, axis_angle, translation), self.motion_mask(feats, axis_angle, translation)
-
-    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
-        """Swin features -> ``{task: SegmentationPrediction}``."""
-        return self.segmentation(feats, tasks)
 
     def forward_train(
         self, frames: dict[int, torch.Tensor], K: torch.Tensor | None = None, labelled: torch.Tensor | None = None,
@@ -74,7 +66,7 @@ class Teacher(MultiTaskModel):
         check_train_inputs(frames, K, labelled, seg_tasks, seg_text_ids, motion)
         disparities, depth = self.predict_depth(self.encode(frames[0]))
         outputs = TrainOutputs(disparities=disparities, depth=depth)
-        self.predict_pairs(frames, outputs, K, motion)
+        self.predict_pairs(frames, outputs, motion)
         if labelled is not None:
             outputs.segmentation = self.segmentation.forward_train(self.encode(labelled), seg_tasks, seg_text_ids)
         return outputs

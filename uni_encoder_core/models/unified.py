@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from uni_encoder_core.config import ModelConfig
-from uni_encoder_core.geometry import rigid_flow
 from uni_encoder_core.models.depth import DepthDecoder
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.motion import MotionMaskDecoder, SceneFlowDecoder
@@ -16,19 +16,15 @@ from uni_encoder_core.models.pose import MultiScalePoseDecoder
 from uni_encoder_core.models.segmentation import SegmentationHead, SegmentationPrediction
 from uni_encoder_core.models.steering import SteeringHead
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass
 class TrainOutputs:
     """Everything the losses need from one training batch; flow/pose dicts are keyed by source frame offset.
 
     ``disparities`` (4 sigmoid maps, finest first) and ``depth`` (``Bx1xHxW``) belong to the target frame
-    (offset 0); ``poses[o]`` is ``T_t->s`` ``Bx4x4``; flows are ``Bx3xHxW`` target -> source in the target
-    camera frame, ``motion_mask[o]`` ``Bx1xHxW``; ``final_flow = rigid_flow + independent_flow`` with
-    ``independent_flow = motion_mask * (complete_flow - rigid_flow)``; ``segmentation`` is the
-    segmentation head's training prediction for the labelled images (None without them).
+    (offset 0); ``poses[o]`` is ``T_t->s`` ``Bx4x4``; ``complete_flow[o]`` is ``Bx3xHxW`` target -> source in
+    the target camera frame, ``motion_mask[o]`` ``Bx1xHxW``; ``segmentation`` is the segmentation head's
+    training prediction for the labelled images (None without them).
     """
 
     disparities: list[torch.Tensor]
@@ -38,9 +34,6 @@ class TrainOutputs:
     translations: dict[int, torch.Tensor] = field(default_factory=dict)
     complete_flow: dict[int, torch.Tensor] = field(default_factory=dict)
     motion_mask: dict[int, torch.Tensor] = field(default_factory=dict)
-    rigid_flow: dict[int, torch.Tensor] = field(default_factory=dict)
-    independent_flow: dict[int, torch.Tensor] = field(default_factory=dict)
-    final_flow: dict[int, torch.Tensor] = field(default_factory=dict)
     segmentation: SegmentationPrediction | None = None
 
 
@@ -57,16 +50,9 @@ def check_train_inputs(
         raise ValueError("labelled images need one segmentation task each (seg_tasks) and their seg_text_ids")
 
 
-def compose_flow(outputs: TrainOutputs, offset: int, K: torch.Tensor) -> None:
-    """Fill rigid, independent and final flow of ``offset`` from depth, pose, complete flow and mask."""
-    rigid = rigid_flow(outputs.depth, K, outputs.poses[offset])
-    outputs.rigid_flow[offset] = rigid
-    outputs.independent_flow[offset] = outputs.motion_mask[offset] * (outputs.complete_flow[offset] - rigid)
-    outputs.final_flow[offset] = rigid + outputs.independent_flow[offset]
-
-
 class MultiTaskModel(nn.Module):
-    """Shared behaviour of the unified model and the teacher: trainable parts, parameter counts, normalisation."""
+    """Shared behaviour of the unified model and the teacher: trainable parts, parameter counts, normalisation,
+    the encoder pass and the per-frame depth and segmentation heads (``encoder``, ``depth``, ``segmentation``)."""
 
     parts: tuple[str, ...] = ()
 
@@ -74,15 +60,26 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frozen: set[str] = set()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """RGB in [0, 1], ``Bx(3k)xHxW`` (k stacked images) -> ImageNet-normalised."""
-        if images.dim() != 4 or images.shape[1] % 3:
-            raise ValueError(f"images must be Bx3xHxW (or stacked RGB Bx3kxHxW), got {tuple(images.shape)}")
-        k = images.shape[1] // 3
-        return (images - self.mean.repeat(1, k, 1, 1)) / self.std.repeat(1, k, 1, 1)
+        """RGB ``Bx3xHxW`` in [0, 1] -> ImageNet-normalised."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be Bx3xHxW, got {tuple(images.shape)}")
+        return (images - self.mean) / self.std
+
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """RGB ``Bx3xHxW`` in [0, 1] -> 4 feature maps (strides 4..32) of ``encoder``; one pass per frame."""
+        return self.encoder(self.normalise(images))
+
+    def predict_depth(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Features -> (4 sigmoid disparities finest first, depth ``Bx1xHxW`` in camera units)."""
+        return self.depth(feats)
+
+    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
+        """Features -> ``{task: SegmentationPrediction}`` for the requested tasks."""
+        return self.segmentation(feats, tasks)
 
     def set_trainable(self, parts: list[str]) -> None:
         """Train only ``parts`` (names in ``self.parts``); the others get ``requires_grad=False`` and eval mode."""
@@ -101,10 +98,10 @@ class MultiTaskModel(nn.Module):
             getattr(self, name).eval()
         return self
 
-    def predict_pairs(self, per_frame: dict, outputs: TrainOutputs, K: torch.Tensor | None, motion: bool) -> None:
-        """Pose (and, with ``motion``, complete flow, mask and the composed flows) of every source offset against
-        offset 0, written into ``outputs``. ``per_frame`` holds what this model's pose and motion heads take for a
-        frame: cached features for the unified model, images for the teacher."""
+    def predict_pairs(self, per_frame: dict, outputs: TrainOutputs, motion: bool) -> None:
+        """Pose (and, with ``motion``, complete flow and motion mask) of every source offset against offset 0,
+        written into ``outputs``. ``per_frame`` holds what this model's pose and motion heads take for a frame:
+        cached features for the unified model, images for the teacher."""
         for o in sorted(per_frame):
             if o == 0:
                 continue
@@ -113,7 +110,6 @@ class MultiTaskModel(nn.Module):
             if motion:
                 flow, mask = self.predict_motion(per_frame[o], per_frame[0], axis_angle, translation)
                 outputs.complete_flow[o], outputs.motion_mask[o] = flow, mask
-                compose_flow(outputs, o, K)
 
     def parameter_counts(self) -> dict[str, int]:
         """Number of parameters per part."""
@@ -137,18 +133,10 @@ class UniEncoder(MultiTaskModel):
         self.segmentation = SegmentationHead(channels, cfg.segmentation)
         self.steering = SteeringHead(channels[-1], cfg.steering)
 
-    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """RGB ``Bx3xHxW`` in [0, 1] -> 4 feature maps (strides 4..32); the only encoder pass per frame."""
-        return self.encoder(self.normalise(images))
-
     def encode_many(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Several same-sized image batches in one encoder pass -> their feature lists, in order."""
         feats = [f.split([b.shape[0] for b in images]) for f in self.encode(torch.cat(images))]
         return [[f[i] for f in feats] for i in range(len(images))]
-
-    def predict_depth(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Features -> (4 sigmoid disparities finest first, depth ``Bx1xHxW`` in camera units)."""
-        return self.depth(feats)
 
     def predict_pose(
         self, feats_src: list[torch.Tensor], feats_tgt: list[torch.Tensor]
@@ -163,10 +151,6 @@ class UniEncoder(MultiTaskModel):
         """Features of both frames and ego-motion -> (complete flow ``Bx3xHxW``, motion mask ``Bx1xHxW``)."""
         pair = [torch.cat([s, t], dim=1) for s, t in zip(feats_src, feats_tgt)]
         return self.scene_flow(pair, axis_angle, translation), self.motion_mask(pair, axis_angle, translation)
-
-    def predict_segmentation(self, feats: list[torch.Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
-        """Features -> ``{task: SegmentationPrediction}`` for the requested tasks."""
-        return self.segmentation(feats, tasks)
 
     def predict_steering(self, window: torch.Tensor) -> torch.Tensor:
         """Coarsest features of the last T frames ``BxTxCxhxw`` (oldest first) -> curvature ``B`` (1/m, + = left)."""
@@ -191,7 +175,7 @@ class UniEncoder(MultiTaskModel):
         by_offset = dict(zip(offsets, per_image))
         disparities, depth = self.predict_depth(by_offset[0])
         outputs = TrainOutputs(disparities=disparities, depth=depth)
-        self.predict_pairs(by_offset, outputs, K, motion)
+        self.predict_pairs(by_offset, outputs, motion)
         if labelled is not None:
             seg_feats = per_image[-1] if together else self.encode(labelled)
             outputs.segmentation = self.segmentation.forward_train(seg_feats, seg_tasks, seg_text_ids)

@@ -72,11 +72,16 @@ def test_segmentation_graph_outputs_every_configured_task(exported):
     assert [o.name for o in session.get_outputs()] == [
         f"{task}_{kind}" for task in ("panoptic", "instance", "semantic") for kind in ("class_logits", "mask_logits")
     ]
-    feats = [torch.randn(1, c, 64 // s, 128 // s) for c, s in zip([24, 48, 96, 192], (4, 8, 16, 32))]
+    # a fixed draw: the decoder's masked attention thresholds sigmoid(mask) at 0.5, so where a mask logit lies within
+    # float error of 0 any two implementations differ by ~1e-3 (see GraphReport); this draw keeps clear of that
+    g = torch.Generator().manual_seed(6)
+    feats = [torch.randn(1, c, 64 // s, 128 // s, generator=g) for c, s in zip([24, 48, 96, 192], (4, 8, 16, 32))]
     got = session.run(None, {f"feat{i}": f.numpy() for i, f in enumerate(feats)})
     with torch.no_grad():
         expected = SegmentationGraph(model)(*feats)
     assert [g.shape for g in got] == [tuple(e.shape) for e in expected]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e.numpy(), atol=1e-3)
 
 
 def test_export_rejects_a_teacher_and_a_bad_checkpoint(tmp_path, capsys):

@@ -229,10 +229,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     failed = False
     for r in export_model(model, args.out):
-        failed |= not r.passed(args.tolerance)
+        passed = r.passed(args.tolerance)
+        failed |= not passed
         detail = r.error or "  ".join(
             f"{k}: {d:.2e} (torch itself {r.torch_sensitivity[k]:.1e})" for k, d in r.max_abs_diff.items()
         )
-        print(f"{'ok  ' if r.passed(args.tolerance) else 'FAIL'} {r.name:<13} max abs diff [batch x width]  {detail}")
+        print(f"{'ok  ' if passed else 'FAIL'} {r.name:<13} max abs diff [batch x width]  {detail}")
     print(f"report: {Path(args.out) / 'export_report.json'}")
     return 1 if failed else 0

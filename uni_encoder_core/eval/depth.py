@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 import torch
 
+from uni_encoder_core.eval.arrays import to_numpy
+
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
@@ -41,12 +43,6 @@ GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 CITYSCAPES_KEEP_ROWS = 0.75
 CITYSCAPES_CROP_REFERENCE = (768, 2048)
 CITYSCAPES_CROP = (256, 192, 1856)  # first row, first column, end column
-
-
-def _to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 def _squeeze_to_2d(name: str, x: np.ndarray) -> np.ndarray:
@@ -71,12 +67,12 @@ def compute_depth_errors(
     resolution); ``mask`` (same shape, bool) further restricts the evaluated pixels, e.g. a crop.
     Returns the seven metrics of :data:`DEPTH_METRICS` as floats.
     """
-    gt, pred = _to_numpy(gt), _to_numpy(pred)
+    gt, pred = to_numpy(gt, np.float64), to_numpy(pred, np.float64)
     if gt.shape != pred.shape:
         raise ValueError(f"ground truth {gt.shape} and prediction {pred.shape} must have the same shape")
     valid = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth)
     if mask is not None:
-        mask = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask, dtype=bool)
+        mask = to_numpy(mask, bool)
         if mask.shape != gt.shape:
             raise ValueError(f"mask {mask.shape} must have the ground truth's shape {gt.shape}")
         valid &= mask
@@ -119,7 +115,7 @@ def resize_depth(depth: np.ndarray | torch.Tensor, height: int, width: int) -> n
 
     The disparity ``1 / depth`` is resized bilinearly (OpenCV) and inverted again.
     """
-    disparity = 1.0 / _squeeze_to_2d("depth", _to_numpy(depth)).astype(np.float32)
+    disparity = 1.0 / _squeeze_to_2d("depth", to_numpy(depth, np.float64)).astype(np.float32)
     return 1.0 / cv2.resize(disparity, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float64)
 
 
@@ -127,7 +123,7 @@ def eigen_depth_errors(
     gt_depth: np.ndarray | torch.Tensor, pred_depth: np.ndarray | torch.Tensor, median_scaling: bool = True
 ) -> dict[str, float]:
     """KITTI Eigen errors: full-resolution ``gt_depth`` (0 = no lidar point), ``pred_depth`` at network size."""
-    gt = _squeeze_to_2d("gt_depth", _to_numpy(gt_depth))
+    gt = _squeeze_to_2d("gt_depth", to_numpy(gt_depth, np.float64))
     height, width = gt.shape
     pred = resize_depth(pred_depth, height, width)
     return compute_depth_errors(gt, pred, median_scaling=median_scaling, mask=garg_crop_mask(height, width))
@@ -168,7 +164,7 @@ def cityscapes_depth_errors(
     ``gt_depth`` is the full-frame ground truth (e.g. 1024x2048 from :func:`cityscapes_gt_depth`);
     ``pred_depth`` is the network's depth for the image with its bottom quarter removed (e.g. 192x512).
     """
-    gt = _squeeze_to_2d("gt_depth", _to_numpy(gt_depth))
+    gt = _squeeze_to_2d("gt_depth", to_numpy(gt_depth, np.float64))
     gt = gt[: int(round(gt.shape[0] * CITYSCAPES_KEEP_ROWS))]
     height, width = gt.shape
     pred = resize_depth(pred_depth, height, width)

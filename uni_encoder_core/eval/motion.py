@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
-def _to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+from uni_encoder_core.eval.arrays import to_numpy
 
 
 def _ratio(num: int, den: int) -> float:
@@ -30,7 +28,7 @@ class MotionMaskMetric:
                valid: np.ndarray | torch.Tensor | None = None) -> None:
         """Add masks of equal shape: ``pred`` bool or probabilities in ``[0, 1]`` (moving when > threshold),
         ``gt`` bool; ``valid`` (bool, optional) limits the counted pixels."""
-        pred, gt = _to_numpy(pred), _to_numpy(gt).astype(bool)
+        pred, gt = to_numpy(pred), to_numpy(gt, bool)
         if pred.shape != gt.shape:
             raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
         if pred.dtype != bool:
@@ -39,7 +37,7 @@ class MotionMaskMetric:
                 raise ValueError("motion-mask probabilities must lie in [0, 1] (NaN is not allowed)")
             pred = pred > self.threshold
         if valid is not None:
-            valid = _to_numpy(valid).astype(bool)
+            valid = to_numpy(valid, bool)
             if valid.shape != gt.shape:
                 raise ValueError(f"valid mask {valid.shape} must have the ground truth's shape {gt.shape}")
             pred, gt = pred[valid], gt[valid]

@@ -21,20 +21,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
-def _to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+from uni_encoder_core.eval.arrays import to_numpy
 
 
 def _poses(name: str, x: np.ndarray | torch.Tensor) -> np.ndarray:
-    x = _to_numpy(x)
+    x = to_numpy(x, np.float64)
     if x.ndim != 3 or x.shape[1:] != (4, 4):
         raise ValueError(f"{name} must be Nx4x4 poses, got shape {x.shape}")
     return x
 
 
 def _positions(name: str, x: np.ndarray | torch.Tensor) -> np.ndarray:
-    x = _to_numpy(x)
+    x = to_numpy(x, np.float64)
     if x.ndim == 3 and x.shape[1:] == (4, 4):
         return x[:, :3, 3]
     if x.ndim != 2 or x.shape[1] != 3:

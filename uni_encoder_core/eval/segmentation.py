@@ -30,15 +30,12 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchmetrics.detection import PanopticQuality
 
-from uni_encoder_core.cityscapes import LABEL_DIVISOR, NUM_CLASSES, STUFF_CLASSES, THING_CLASSES, VOID
+from uni_encoder_core.cityscapes import NUM_CLASSES, STUFF_CLASSES, THING_CLASSES, VOID, split_panoptic
+from uni_encoder_core.eval.arrays import to_numpy
 
 
 def _to_long(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))).long()
-
-
-def _to_bool_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x).astype(bool)
 
 
 @dataclass(frozen=True)
@@ -62,10 +59,11 @@ class PanopticQualityMetric:
 
     def __init__(self, things: tuple[int, ...] = THING_CLASSES, stuffs: tuple[int, ...] = STUFF_CLASSES):
         self.things, self.stuffs = tuple(things), tuple(stuffs)
-        self._metric = PanopticQuality(things=set(things), stuffs=set(stuffs), allow_unknown_preds_category=True)
+        self._metric = PanopticQuality(things=set(things), stuffs=set(stuffs), allow_unknown_preds_category=True,
+                                       return_sq_and_rq=True, return_per_class=True)
 
     def _pairs(self, name: str, panoptic: torch.Tensor, crowd_is_void: bool) -> torch.Tensor:
-        category, instance = panoptic // LABEL_DIVISOR, panoptic % LABEL_DIVISOR
+        category, instance = split_panoptic(panoptic)
         known = torch.isin(category, torch.tensor(self.things + self.stuffs))
         unknown = torch.unique(category[~known & (category != VOID)])
         if unknown.numel():
@@ -88,14 +86,10 @@ class PanopticQualityMetric:
     def compute(self) -> PanopticScores:
         """Per-class and averaged scores; raises ``ValueError`` when no segment was seen at all."""
         m = self._metric
-        tp, fp, fn = m.true_positives.double(), m.false_positives.double(), m.false_negatives.double()
-        sq = torch.where(tp > 0, m.iou_sum / tp.clamp(min=1), 0.0)
-        denominator = tp + 0.5 * fp + 0.5 * fn
-        rq = torch.where(denominator > 0, tp / denominator.clamp(min=1e-12), 0.0)
-        pq = sq * rq
-        seen = denominator > 0
+        seen = (m.true_positives + m.false_positives + m.false_negatives) > 0  # torchmetrics' classes in the means
         if not seen.any():
             raise ValueError("no ground-truth or predicted segment was added; PQ is undefined")
+        pq, sq, rq = m.compute().double().unbind(-1)  # per class (continuous ids) x (PQ, SQ, RQ)
         ids = sorted(self.things) + sorted(self.stuffs)  # torchmetrics' continuous id order
         is_thing = torch.tensor([i in self.things for i in ids])
 
@@ -159,9 +153,11 @@ def instances_from_panoptic(panoptic: np.ndarray | torch.Tensor, things: tuple[i
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Thing instances of a panoptic id map ``HxW``: masks ``NxHxW`` bool and train ids ``N`` (crowd skipped)."""
     ids = _to_long(panoptic).numpy()
-    segments = [s for s in np.unique(ids) if s // LABEL_DIVISOR in things and s % LABEL_DIVISOR != 0]
-    masks = np.stack([ids == s for s in segments]) if segments else np.zeros((0, *ids.shape), dtype=bool)
-    return masks, np.array([s // LABEL_DIVISOR for s in segments], dtype=np.int64)
+    segments = np.unique(ids)
+    category, instance = split_panoptic(segments)
+    thing = np.isin(category, things) & (instance != 0)
+    masks = np.stack([ids == s for s in segments[thing]]) if thing.any() else np.zeros((0, *ids.shape), dtype=bool)
+    return masks, category[thing]
 
 
 def _rle(mask: np.ndarray) -> dict:
@@ -179,10 +175,9 @@ class MaskAPMetric:
 
     def update(self, pred_masks, pred_labels, pred_scores, gt_masks, gt_labels) -> None:
         """Add one image: predicted masks ``NxHxW`` with train ids ``N`` and scores ``N``; ground truth ``MxHxW``."""
-        pred_masks, gt_masks = _to_bool_numpy(pred_masks), _to_bool_numpy(gt_masks)
+        pred_masks, gt_masks = to_numpy(pred_masks, bool), to_numpy(gt_masks, bool)
         pred_labels, gt_labels = _to_long(pred_labels).reshape(-1), _to_long(gt_labels).reshape(-1)
-        pred_scores = np.asarray(pred_scores.detach().cpu() if isinstance(pred_scores, torch.Tensor) else pred_scores,
-                                 dtype=np.float64).reshape(-1)
+        pred_scores = to_numpy(pred_scores, np.float64).reshape(-1)
         if pred_masks.ndim != 3 or gt_masks.ndim != 3 or pred_masks.shape[1:] != gt_masks.shape[1:]:
             raise ValueError(f"masks must be NxHxW of one image size, got {pred_masks.shape} and {gt_masks.shape}")
         if not len(pred_masks) == len(pred_labels) == len(pred_scores) or len(gt_masks) != len(gt_labels):

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from uni_encoder_core.eval.arrays import to_numpy
+from uni_encoder_core.losses.steering import weighted_steering_loss
+
 
 def _pair(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    pred, target = (np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-                    .reshape(-1) for x in (pred, target))
+    pred, target = (to_numpy(x, np.float64).reshape(-1) for x in (pred, target))
     if pred.shape != target.shape or pred.size == 0:
         raise ValueError(f"need equally many (> 0) predictions and targets, got {pred.size} and {target.size}")
     if not (np.isfinite(pred).all() and np.isfinite(target).all()):
@@ -39,8 +41,7 @@ def mse(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> f
 def weighted_mse(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, lam: float) -> float:
     """MSE weighted by ``exp(lam * |target|)`` (sharper curves weigh more); ``lam = 0`` gives :func:`mse`."""
     pred, target = _pair(pred, target)
-    weights = np.exp(lam * np.abs(target))
-    return float(np.sum(weights * (pred - target) ** 2) / np.sum(weights))
+    return float(weighted_steering_loss(torch.from_numpy(pred), torch.from_numpy(target), lam)[0])
 
 
 def tenfold_splits(num_samples: int, folds: int = 10) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -176,7 +176,7 @@ def noisy_plane_with_outliers(batch: int, n: int, outlier_fraction: float, seed:
 
 def test_ransac_recovers_planes_from_60_percent_outliers_batched_and_seeded():
     points, normals, offsets, is_out = noisy_plane_with_outliers(3, 3000, 0.6, seed=4)
-    normal, offset, inliers = fit_ground_plane_ransac(
+    normal, offset, inliers, _ = fit_ground_plane_ransac(
         points, iterations=200, threshold=0.03, generator=torch.Generator().manual_seed(7)
     )
     angle = torch.rad2deg(torch.arccos((normal * normals).sum(-1).clamp(max=1.0)))
@@ -193,11 +193,23 @@ def test_ransac_rejects_too_few_points():
         fit_ground_plane_ransac(torch.zeros(1, 2, 3))
 
 
+def test_ransac_flags_a_plane_tilted_beyond_max_tilt():
+    g = torch.Generator().manual_seed(1)
+    xy = torch.rand(1, 500, 2, generator=g) * torch.tensor([10.0, 4.0]) - torch.tensor([5.0, 2.0])
+    wall = torch.cat([xy, torch.full((1, 500, 1), 8.0)], -1)  # z = 8: a wall facing the camera, no road in sight
+    normal, offset, _, upright = fit_ground_plane_ransac(wall, threshold=0.05, max_tilt_deg=30.0)
+    # no hypothesis is upright enough, so all points are fitted: the wall comes back, flagged as not upright
+    assert torch.allclose(normal.abs(), torch.tensor([[0.0, 0.0, 1.0]]), atol=1e-4)
+    assert offset.item() == pytest.approx(8.0, abs=1e-4)
+    assert not upright.any()
+    assert fit_ground_plane_ransac(wall, threshold=0.05)[3].all()  # without max_tilt_deg every plane is upright
+
+
 def test_ground_plane_and_plane_depth_of_a_rendered_road():
     K = intrinsics()
     depth = road_depth(1.5, K)
-    normal, offset = fit_ground_plane_to_depth(depth, K, lower_fraction=0.4)
-    assert torch.allclose(normal, torch.tensor([[0.0, -1.0, 0.0]]), atol=1e-3)
+    normal, offset, upright = fit_ground_plane_to_depth(depth, K, lower_fraction=0.4)
+    assert upright.all() and torch.allclose(normal, torch.tensor([[0.0, -1.0, 0.0]]), atol=1e-3)
     assert torch.allclose(offset, torch.tensor([1.5]), atol=1e-3)
     ground = plane_depth(normal, offset, K, H, W)
     below_horizon = torch.arange(H) > CY + 0.5

@@ -15,7 +15,7 @@ from uni_encoder_core.geometry import rigid_flow as rigid_flow_of
 from uni_encoder_core.losses.distillation import distillation_loss
 from uni_encoder_core.losses.ground import above_ground_loss
 from uni_encoder_core.losses.motion import motion_consistency_loss, motion_sparsity_loss
-from uni_encoder_core.losses.photometric import photometric_loss, reprojection_error
+from uni_encoder_core.losses.photometric import photometric_loss, reprojection_error, reprojection_errors
 from uni_encoder_core.losses.self_supervised import SelfSupervisedInputs, self_supervised_loss
 from uni_encoder_core.losses.smoothness import disparity_smoothness, edge_aware_smoothness
 from uni_encoder_core.losses.steering import weighted_steering_loss
@@ -52,7 +52,7 @@ def render(T_world_to_cam: torch.Tensor, K: torch.Tensor, height: int = H, width
     point = origin[:, None, None] + lam * direction
     x, y, z = point
     on_ground = lam_ground <= lam_wall
-    a, b = torch.where(on_ground, x, x), torch.where(on_ground, 0.6 * z, y)
+    a, b = x, torch.where(on_ground, 0.6 * z, y)
     rgb = torch.stack([
         0.5 + 0.25 * torch.sin(2.1 * a + 1.7 * b) + 0.2 * torch.cos(3.3 * a - 0.9 * b),
         0.5 + 0.3 * torch.sin(1.3 * a - 2.4 * b + 1.0),
@@ -87,8 +87,6 @@ def world_triplet():
     The complete flow of each source is the rigid flow plus the cars' own motion rotated into the source
     orientation: ``T (X + d) - X = F_R + R d``. Sky (depth 0) is put at ``MAX_DEPTH``.
     """
-    from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
-
     world = SyntheticWorld(WorldConfig(seed=3, height=192, width=512, num_frames=30))
     frames = {i: world.frame(i) for i in (19, 20, 21)}
     target = frames[20]
@@ -171,9 +169,9 @@ def test_minimum_over_sources_and_automask():
     loss, mask = photometric_loss(target, [noise, target.clone()])
     assert loss.abs() < 1e-6 and mask is None
     # a static scene: the un-warped source equals the target, so auto-masking hides every pixel of a bad warp
-    loss, mask = photometric_loss(target, [noise], sources=[target.clone()])
+    loss, mask = photometric_loss(target, [noise], reprojection_errors([target.clone()], target))
     assert loss < 1e-4 and mask.sum() == 0
-    loss, mask = photometric_loss(target, [target.clone()], sources=[noise])
+    loss, mask = photometric_loss(target, [target.clone()], reprojection_errors([noise], target))
     assert loss < 1e-6 and mask.mean() == 1
 
 

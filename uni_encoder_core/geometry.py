@@ -11,7 +11,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from kornia.geometry.camera import project_points
-from kornia.geometry.conversions import axis_angle_to_rotation_matrix, rotation_matrix_to_axis_angle
+from kornia.geometry.conversions import (
+    Rt_to_matrix4x4,
+    axis_angle_to_rotation_matrix,
+    normalize_pixel_coordinates,
+    rotation_matrix_to_axis_angle,
+)
 from kornia.geometry.depth import depth_to_3d_v2
 
 
@@ -46,11 +51,7 @@ def pose_vec_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, inve
     if invert:
         R = R.transpose(1, 2)
         t = -R @ t
-    T = torch.zeros(R.shape[0], 4, 4, dtype=R.dtype, device=R.device)
-    T[:, :3, :3] = R
-    T[:, :3, 3:] = t
-    T[:, 3, 3] = 1.0
-    return T
+    return Rt_to_matrix4x4(R, t)
 
 
 def matrix_to_pose_vec(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,9 +99,23 @@ def rigid_flow(depth: torch.Tensor, K: torch.Tensor, T_t_to_s: torch.Tensor) -> 
 def sample_pixels(image: torch.Tensor, pixels: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
     """Bilinearly sample ``image`` BxCxHxW at pixel coordinates ``pixels`` Bx2xhxw (u, v) -> BxCxhxw."""
     H, W = image.shape[-2:]
-    scale = pixels.new_tensor([max(W - 1, 1), max(H - 1, 1)]).view(1, 2, 1, 1)
-    grid = (2.0 * pixels / scale - 1.0).permute(0, 2, 3, 1)
+    grid = normalize_pixel_coordinates(pixels.permute(0, 2, 3, 1), H, W)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def warp_points(source: torch.Tensor, points_s: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthesise the target view from ``source`` BxCxHxW by sampling it where the target pixels' 3D points land.
+
+    ``points_s`` Bx3xHxW holds, on the target pixel grid, each pixel's 3D point in the source camera frame; it is
+    projected with ``K`` and ``source`` is sampled bilinearly (border padding). Returns (warped BxCxHxW, valid
+    Bx1xHxW float: in front of the camera and landing on a source pixel).
+    """
+    _check_shape("source", source, (points_s.shape[0], None, points_s.shape[2], points_s.shape[3]))
+    pixels, z = project(points_s, K)
+    H, W = source.shape[-2:]
+    u, v = pixels[:, :1], pixels[:, 1:]
+    valid = (z > 1e-3) & (u > -0.5) & (u < W - 0.5) & (v > -0.5) & (v < H - 0.5)
+    return sample_pixels(source, pixels), valid.to(source.dtype)
 
 
 def warp_with_flow(
@@ -108,19 +123,13 @@ def warp_with_flow(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthesise the target view from ``source`` BxCxHxW using target depth and 3D scene flow.
 
-    Each target pixel is back-projected with ``depth_t`` Bx1xHxW, moved by ``scene_flow_t_to_s`` Bx3xHxW (target
-    camera frame, so the point lands in the source camera frame), projected with ``K`` and sampled bilinearly
-    (border padding). Returns (warped BxCxHxW, valid Bx1xHxW float: in front of the camera and landing on a
-    source pixel).
+    Each target pixel is back-projected with ``depth_t`` Bx1xHxW and moved by ``scene_flow_t_to_s`` Bx3xHxW (target
+    camera frame, so the point lands in the source camera frame); :func:`warp_points` does the rest. Returns
+    (warped BxCxHxW, valid Bx1xHxW float).
     """
     _check_shape("source", source, (depth_t.shape[0], None, depth_t.shape[2], depth_t.shape[3]))
     _check_shape("scene_flow_t_to_s", scene_flow_t_to_s, (depth_t.shape[0], 3, depth_t.shape[2], depth_t.shape[3]))
-    points_s = backproject(depth_t, K) + scene_flow_t_to_s
-    pixels, z = project(points_s, K)
-    H, W = source.shape[-2:]
-    u, v = pixels[:, :1], pixels[:, 1:]
-    valid = (z > 1e-3) & (u > -0.5) & (u < W - 0.5) & (v > -0.5) & (v < H - 0.5)
-    return sample_pixels(source, pixels), valid.to(source.dtype)
+    return warp_points(source, backproject(depth_t, K) + scene_flow_t_to_s, K)
 
 
 def fit_ground_plane_ransac(
@@ -130,16 +139,18 @@ def fit_ground_plane_ransac(
     generator: torch.Generator | None = None,
     valid: torch.Tensor | None = None,
     max_tilt_deg: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fit one plane ``n . X + d = 0`` per batch item to ``points`` BxNx3 with RANSAC, then refine on the inliers.
 
     Hypotheses are planes through 3 points drawn from ``generator`` (seed 0 when None, so the result is
     deterministic); the one with most points within ``threshold`` (camera units) wins and is refitted by least
-    squares to its inliers. ``valid`` BxN (bool) restricts the candidates; ``max_tilt_deg`` rejects hypotheses whose
-    normal is further than that from the camera's vertical axis (a road seen by an upright camera). Hypotheses passing
+    squares to its inliers (to all valid points when no hypothesis is usable). ``valid`` BxN (bool) restricts the
+    candidates; ``max_tilt_deg`` rejects hypotheses whose normal is further than that from the camera's vertical axis
+    (a road seen by an upright camera) and flags a final plane that tilts further (the refit can). Hypotheses passing
     within ``threshold`` of the camera centre (the origin) are rejected: collinear pixels give such planes.
     The normal is oriented towards the camera (``d >= 0``), so ``d`` is the camera's distance from the plane and
-    ``n . X + d`` is the height of X above it. Returns (normal Bx3 unit, offset d B, inliers BxN bool).
+    ``n . X + d`` is the height of X above it. Returns (normal Bx3 unit, offset d B, inliers BxN bool, upright B bool:
+    the final normal is within ``max_tilt_deg`` of the vertical axis, always true when that is None).
     Computed without gradient: the plane is a fixed reference for losses and scale recovery.
     """
     _check_shape("points", points, (None, None, 3))
@@ -163,8 +174,8 @@ def fit_ground_plane_ransac(
         ok = length[..., 0] > 0  # three distinct, non-collinear points
         # the camera stands off the ground: a plane through it (e.g. three pixels of one image row) is degenerate
         ok &= offset.abs() > threshold
-        if max_tilt_deg is not None:
-            ok &= normal[..., 1].abs() >= torch.cos(torch.deg2rad(pts.new_tensor(max_tilt_deg)))
+        min_cos = -1.0 if max_tilt_deg is None else torch.cos(torch.deg2rad(pts.new_tensor(max_tilt_deg)))
+        ok &= normal[..., 1].abs() >= min_cos
         best_score, best = torch.where(ok, score, torch.full_like(score, -1.0)).max(1)
         mask = inliers[torch.arange(B), :, best]  # BxN
         mask = torch.where((best_score >= 3)[:, None], mask, valid)  # no usable hypothesis: fit all valid points
@@ -172,7 +183,7 @@ def fit_ground_plane_ransac(
         normal, offset = normal.to(pts.dtype), offset.to(pts.dtype)
         mask = (((pts @ normal[..., None])[..., 0] + offset[:, None]).abs() < threshold) & valid
         sign = torch.where(offset < 0, -1.0, 1.0).to(pts)
-        return normal * sign[:, None], offset * sign, mask
+        return normal * sign[:, None], offset * sign, mask, normal[:, 1].abs() >= min_cos
 
 
 def _least_squares_plane(points: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,8 +205,9 @@ def fit_ground_plane_to_depth(
     relative_threshold: float = 0.01,
     max_tilt_deg: float | None = 30.0,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ground plane (normal Bx3 towards the camera, offset B = camera distance) from depth Bx1xHxW and K Bx3x3.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ground plane from depth Bx1xHxW and K Bx3x3: (normal Bx3 towards the camera, offset B = camera distance,
+    upright B bool as in :func:`fit_ground_plane_ransac`).
 
     RANSAC runs on the back-projected points of the lowest ``lower_fraction`` of the image rows; the inlier
     threshold is ``relative_threshold`` times the median depth of those points, so the fit is the same for any
@@ -203,18 +215,18 @@ def fit_ground_plane_to_depth(
     """
     _check_shape("depth", depth, (None, 1, None, None))
     _check(0 < lower_fraction <= 1, f"lower_fraction must be in (0, 1], got {lower_fraction}")
-    B, _, H, _ = depth.shape
+    H = depth.shape[2]
     top = H - min(H, max(3, round(H * lower_fraction)))
     points = backproject(depth.detach(), K)[:, :, top:].flatten(2).transpose(1, 2)  # BxNx3
     z = points[..., 2]
     valid = torch.isfinite(points).all(-1) & (z > 0)
     _check(bool((valid.sum(1) >= 3).all()), "fit_ground_plane_to_depth needs at least 3 pixels with valid depth")
-    median = torch.stack([z[b][valid[b]].median() for b in range(B)])
+    median = torch.where(valid, z, torch.full_like(z, float("nan"))).nanmedian(1).values  # lower median, as median()
     normalised = torch.where(valid[..., None], points / median[:, None, None], torch.zeros_like(points))
-    normal, offset, _ = fit_ground_plane_ransac(
+    normal, offset, _, upright = fit_ground_plane_ransac(
         normalised, iterations, relative_threshold, generator, valid=valid, max_tilt_deg=max_tilt_deg
     )
-    return normal, offset * median
+    return normal, offset * median, upright
 
 
 def plane_depth(normal: torch.Tensor, offset: torch.Tensor, K: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -265,7 +277,7 @@ def metric_scale_from_camera_height(
     rows; the scale is ``camera_height / (camera distance from that plane)``.
     """
     _check(camera_height > 0, f"camera_height must be positive, got {camera_height}")
-    _, offset = fit_ground_plane_to_depth(
+    _, offset, _ = fit_ground_plane_to_depth(
         depth, K, lower_fraction, iterations, relative_threshold, max_tilt_deg, generator
     )
     return camera_height / offset.clamp_min(1e-9)

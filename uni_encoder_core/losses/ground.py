@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -30,17 +28,16 @@ def above_ground_loss(
     ``lower_fraction`` of the rows with :func:`fit_ground_plane_to_depth`; ``disp_ground`` is the disparity of that
     plane lowered by ``margin`` times the camera height, with the plane's depth clamped to ``min_depth`` so the target
     stays a reachable sigmoid disparity (each pixel costs at most 1). A pixel predicted farther than the ground along
-    its ray (i.e. below the road) is pulled back up; pixels above the ground cost nothing. An item whose refitted plane
-    tilts more than ``MAX_TILT_DEG`` from the camera's vertical axis has no ground and costs nothing.
+    its ray (i.e. below the road) is pulled back up; pixels above the ground cost nothing. An item whose fitted plane
+    tilts more than ``MAX_TILT_DEG`` from the camera's vertical axis (not upright) has no ground and costs nothing.
     """
     if disp.dim() != 4 or disp.shape[1] != 1:
         raise ValueError(f"disp must have shape Bx1xHxW, got {tuple(disp.shape)}")
     depth = disparity_to_depth(disp.detach(), min_depth, max_depth)
-    normal, offset = fit_ground_plane_to_depth(
+    normal, offset, upright = fit_ground_plane_to_depth(
         depth, K, lower_fraction, iterations, relative_threshold, max_tilt_deg=MAX_TILT_DEG, generator=generator
     )
     ground_depth = plane_depth(normal, offset * (1.0 + margin), K, disp.shape[2], disp.shape[3])
-    upright = normal[:, 1].abs() >= math.cos(math.radians(MAX_TILT_DEG))  # the least-squares refit may tilt further
     meets_ground = (ground_depth < max_depth) & upright[:, None, None, None]
     ground_depth = torch.where(meets_ground, ground_depth.clamp_min(min_depth), torch.ones_like(ground_depth))
     ground_disp = depth_to_disparity(ground_depth, min_depth, max_depth)  # in [0, 1], the sigmoid's range

@@ -26,15 +26,15 @@ def flow_discrepancy(complete_flow: Tensor, rigid_flow: Tensor) -> Tensor:
 def motion_consistency_loss(
     complete_flow: Tensor, rigid_flow: Tensor, motion_mask: Tensor, disp: Tensor, disparity_threshold: float = 0.03
 ) -> Tensor:
-    """``L_c``: mean of ``(1 - M) |F_C - F_R|`` over pixels and xyz, i.e. the complete flow must agree with the rigid
-    flow on static pixels.
+    """``L_c``: mean of ``(1 - M) |F_C - F_R|`` over pixels and xyz (``mean((1 - M) F_D) / 3``), i.e. the complete
+    flow must agree with the rigid flow on static pixels.
 
     The mask is a fixed weight here (detached, it learns from the other terms); pixels whose sigmoid disparity
     ``disp`` Bx1xHxW is at most ``disparity_threshold`` (far away, sky: rotation dominates) are left out.
     """
     _check(complete_flow, rigid_flow, motion_mask)
     weight = (1.0 - motion_mask.detach()) * (disp.detach() > disparity_threshold).to(complete_flow.dtype)
-    return (weight * (complete_flow - rigid_flow).abs()).mean()
+    return (weight * flow_discrepancy(complete_flow, rigid_flow)).mean() / complete_flow.shape[1]
 
 
 def motion_sparsity_loss(motion_mask: Tensor, complete_flow: Tensor, rigid_flow: Tensor) -> Tensor:

@@ -21,29 +21,36 @@ def reprojection_error(pred: Tensor, target: Tensor, ssim_weight: float = 0.85) 
     return ssim_weight * dssim + (1.0 - ssim_weight) * l1
 
 
+def reprojection_errors(images: Sequence[Tensor], target: Tensor, ssim_weight: float = 0.85) -> Tensor:
+    """:func:`reprojection_error` of each image against ``target``, stacked as channels: BxNxHxW for N images."""
+    return torch.cat([reprojection_error(image, target, ssim_weight) for image in images], dim=1)
+
+
 def photometric_loss(
     target: Tensor,
     warped: Sequence[Tensor],
-    sources: Sequence[Tensor] | None = None,
+    identity_errors: Tensor | None = None,
     ssim_weight: float = 0.85,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """``L_recon``: per-pixel minimum over the source frames of :func:`reprojection_error`, averaged.
 
-    ``warped`` holds each source image synthesised in the target view (BxCxHxW). With ``sources`` (the un-warped
-    source images) auto-masking is on: the errors of the un-warped sources (plus 1e-5 noise to break ties) join
-    the minimum, so pixels that do not change between frames (static camera, objects moving with it) do not
-    pull the geometry. Returns (scalar loss, Bx1xHxW float mask of pixels where a warped image won, or None).
+    ``warped`` holds each source image synthesised in the target view (BxCxHxW). With ``identity_errors`` auto-masking
+    is on: these are the errors of the un-warped source images, ``reprojection_errors(sources, target)`` BxNxHxW
+    (they do not depend on the geometry, so a multi-scale loss computes them once). They join the minimum (plus 1e-5
+    noise from ``generator`` to break ties), so pixels that do not change between frames (static camera, objects
+    moving with it) do not pull the geometry. Returns (scalar loss, Bx1xHxW float mask of pixels where a warped
+    image won, or None).
     """
     if len(warped) == 0:
         raise ValueError("photometric_loss needs at least one warped source image")
-    errors = torch.cat([reprojection_error(w, target, ssim_weight) for w in warped], dim=1)
-    if sources is None:
+    errors = reprojection_errors(warped, target, ssim_weight)
+    if identity_errors is None:
         return errors.min(1)[0].mean(), None
-    if len(sources) != len(warped):
-        raise ValueError(f"{len(sources)} source images for {len(warped)} warped images")
-    identity = torch.cat([reprojection_error(s, target, ssim_weight) for s in sources], dim=1)
-    noise = torch.randn(identity.shape, generator=generator, device=identity.device, dtype=identity.dtype)
-    combined = torch.cat([identity + 1e-5 * noise, errors], dim=1)
+    if identity_errors.shape != errors.shape:
+        want, got = tuple(errors.shape), tuple(identity_errors.shape)
+        raise ValueError(f"identity_errors must be {want} (one channel per warped image), got {got}")
+    noise = torch.randn(identity_errors.shape, generator=generator, device=errors.device, dtype=errors.dtype)
+    combined = torch.cat([identity_errors + 1e-5 * noise, errors], dim=1)
     value, index = combined.min(1, keepdim=True)
-    return value.mean(), (index >= identity.shape[1]).to(target.dtype)
+    return value.mean(), (index >= identity_errors.shape[1]).to(target.dtype)

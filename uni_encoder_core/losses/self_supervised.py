@@ -23,11 +23,11 @@ from uni_encoder_core.geometry import (
     disparity_to_depth,
     scale_intrinsics,
     transform_points,
-    warp_with_flow,
+    warp_points,
 )
 from uni_encoder_core.losses.ground import above_ground_loss
 from uni_encoder_core.losses.motion import motion_consistency_loss, motion_sparsity_loss
-from uni_encoder_core.losses.photometric import photometric_loss
+from uni_encoder_core.losses.photometric import photometric_loss, reprojection_errors
 from uni_encoder_core.losses.smoothness import disparity_smoothness, edge_aware_smoothness
 
 if TYPE_CHECKING:
@@ -79,10 +79,14 @@ class SelfSupervisedInputs:
             raise ValueError("disparities must hold at least one scale")
         if self.motion_mask is not None and self.complete_flow is None:
             raise ValueError("motion_mask needs complete_flow")
-        for name in ("complete_flow", "motion_mask"):
+        B, _, H, W = self.target.shape
+        for name, channels in (("complete_flow", 3), ("motion_mask", 1)):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise ValueError(f"{name} needs one entry per source ({n}), got {len(value)}")
+            if value is not None and any(v.shape != (B, channels, H, W) for v in value):
+                shapes = [tuple(v.shape) for v in value]
+                raise ValueError(f"{name} entries must be {B}x{channels}x{H}x{W}, got {shapes}")
 
 
 def self_supervised_loss(
@@ -102,7 +106,8 @@ def self_supervised_loss(
     target, K = inputs.target, inputs.K
     H, W = target.shape[-2:]
     flows, masks = inputs.complete_flow, inputs.motion_mask
-    has_motion = masks is not None
+    has_motion = masks is not None  # check() makes sure complete flows come with the masks
+    identity_errors = reprojection_errors(inputs.sources, target, cfg.ssim_weight) if cfg.automask else None
     terms: dict[str, Tensor] = {}
     per_scale = []
     for scale, disp in enumerate(inputs.disparities):
@@ -115,7 +120,7 @@ def self_supervised_loss(
         warped, consistency, sparsity = [], 0.0, 0.0
         for i, source in enumerate(inputs.sources):
             flow = transform_points(inputs.T_t_to_s[i], points) - points  # F_R
-            if flows is not None and masks is not None:
+            if has_motion:
                 consistency += motion_consistency_loss(
                     flows[i], flow, masks[i], disp_full, cfg.mask_disparity_threshold
                 ) / len(inputs.sources)
@@ -123,10 +128,8 @@ def self_supervised_loss(
                 flow = flow + masks[i] * (flows[i] - flow)  # F_F = F_R + F_I
             elif flows is not None:
                 flow = flows[i]
-            warped.append(warp_with_flow(source, depth, K, flow)[0])
-        recon, automask = photometric_loss(
-            target, warped, inputs.sources if cfg.automask else None, cfg.ssim_weight, generator
-        )
+            warped.append(warp_points(source, points + flow, K)[0])
+        recon, automask = photometric_loss(target, warped, identity_errors, cfg.ssim_weight, generator)
         scale_terms = {"recon": recon, "smooth_disp": disparity_smoothness(disp, target) * factor}
         total = cfg.recon_weight * recon + cfg.smoothness_weight * scale_terms["smooth_disp"]
         if automask is not None:

@@ -49,7 +49,7 @@ def frames_of(batch: TripletSample) -> dict[int, torch.Tensor]:
 def ssup(model: UniEncoder, batch: TripletSample, cfg: ModelConfig, motion: bool) -> tuple[torch.Tensor, dict]:
     """``L_ssup`` of one forward pass over the triplets (fixed generator: the same auto-mask noise and RANSAC draws)."""
     frames = frames_of(batch)
-    out = model.forward_train(frames, batch.K, motion=motion)
+    out = model.forward_train(frames, motion=motion)
     inputs = SelfSupervisedInputs.from_outputs(out, frames, batch.K)
     loss, terms = self_supervised_loss(inputs, LossConfig(), cfg.depth.min_depth, cfg.depth.max_depth,
                                        torch.Generator().manual_seed(0))

@@ -19,11 +19,6 @@ from uni_encoder_core.models.unified import UniEncoder
 CONFIGS = Path(__file__).resolve().parents[1] / "config" / "model"
 
 
-def intrinsics(batch: int, height: int, width: int) -> torch.Tensor:
-    K = torch.tensor([[0.58 * width, 0.0, width / 2], [0.0, 1.92 * height, height / 2], [0.0, 0.0, 1.0]])
-    return K.expand(batch, 3, 3).clone()
-
-
 @pytest.fixture(scope="module")
 def tiny_cfg() -> ModelConfig:
     return load_config(CONFIGS / "tiny.yaml", ModelConfig)
@@ -163,17 +158,16 @@ def _ego():
 
 def _train_inputs(batch=2, height=64, width=128):
     g = torch.Generator().manual_seed(5)
-    frames = {o: torch.rand(batch, 3, height, width, generator=g) for o in (-1, 0, 1)}
-    return frames, intrinsics(batch, height, width)
+    return {o: torch.rand(batch, 3, height, width, generator=g) for o in (-1, 0, 1)}
 
 
 def test_forward_train_returns_what_the_losses_need(tiny):
-    frames, K = _train_inputs()
+    frames = _train_inputs()
     labelled = torch.rand(3, 3, 64, 128)
     length = tiny.cfg.segmentation.text_context_length
     text_ids = torch.randint(1, len(VOCABULARY), (3, tiny.cfg.segmentation.num_text_queries, length))
     with torch.no_grad():
-        out = tiny.forward_train(frames, K, labelled, ["panoptic", "instance", "semantic"], text_ids)
+        out = tiny.forward_train(frames, labelled, ["panoptic", "instance", "semantic"], text_ids)
     assert len(out.disparities) == 4 and out.depth.shape == (2, 1, 64, 128)
     for field in ("poses", "axis_angles", "translations", "complete_flow", "motion_mask"):
         assert sorted(getattr(out, field)) == [-1, 1], field
@@ -187,20 +181,18 @@ def test_forward_train_returns_what_the_losses_need(tiny):
     assert out.segmentation.mask_logits.shape[-2:] == (16, 32)
     # labelled images of another size take their own encoder pass
     with torch.no_grad():
-        other = tiny.forward_train(frames, K, torch.rand(3, 3, 96, 160), ["semantic"] * 3, text_ids, motion=False)
+        other = tiny.forward_train(frames, torch.rand(3, 3, 96, 160), ["semantic"] * 3, text_ids, motion=False)
     assert other.segmentation.mask_logits.shape[-2:] == (24, 40) and other.depth.shape == (2, 1, 64, 128)
     no_motion = tiny.forward_train(frames, motion=False)
     assert no_motion.poses and not no_motion.complete_flow and no_motion.segmentation is None
 
 
 def test_forward_train_rejects_bad_arguments(tiny):
-    frames, K = _train_inputs()
+    frames = _train_inputs()
     with pytest.raises(ValueError, match="target frame"):
-        tiny.forward_train({-1: frames[-1], 1: frames[1]}, K)
-    with pytest.raises(ValueError, match="intrinsics K"):
-        tiny.forward_train(frames)
+        tiny.forward_train({-1: frames[-1], 1: frames[1]})
     with pytest.raises(ValueError, match="one segmentation task each"):
-        tiny.forward_train(frames, K, labelled=frames[0], seg_tasks=["panoptic"])
+        tiny.forward_train(frames, labelled=frames[0], seg_tasks=["panoptic"])
 
 
 def test_frozen_parts_stay_frozen(tiny_cfg):
@@ -210,8 +202,8 @@ def test_frozen_parts_stay_frozen(tiny_cfg):
     model.train()
     assert not model.encoder.training and not model.pose.training and model.scene_flow.training
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    frames, K = _train_inputs()
-    out = model.forward_train(frames, K)
+    frames = _train_inputs()
+    out = model.forward_train(frames)
     loss = sum(out.complete_flow[o].abs().mean() + out.motion_mask[o].mean() for o in (-1, 1)) + out.depth.mean()
     loss = loss + sum(t.abs().sum() for t in out.translations.values())
     loss.backward()
@@ -230,10 +222,10 @@ def test_teacher_outputs_match_the_students(tiny_cfg, tiny):
     torch.manual_seed(0)
     teacher = Teacher(tiny_cfg).eval()
     assert teacher.pose_encoder.channels == [64, 128, 256, 512]
-    frames, K = _train_inputs(batch=1)
+    frames = _train_inputs(batch=1)
     with torch.no_grad():
-        t_out = teacher.forward_train(frames, K)
-        s_out = tiny.forward_train(frames, K)
+        t_out = teacher.forward_train(frames)
+        s_out = tiny.forward_train(frames)
     for o in (-1, 1):
         assert t_out.complete_flow[o].shape == s_out.complete_flow[o].shape == (1, 3, 64, 128)
         assert t_out.motion_mask[o].shape == s_out.motion_mask[o].shape == (1, 1, 64, 128)

@@ -82,9 +82,9 @@ def run_training(cfg: ModelConfig, device: torch.device, batch: int, steps: int,
         for step in tqdm(range(steps), desc="training", unit="step", leave=False):
             clock.start()
             with torch.no_grad():
-                teacher_out = teacher.forward_train(data["frames"], data["K"], motion=True)
+                teacher_out = teacher.forward_train(data["frames"], motion=True)
             clock.lap("teacher forward")
-            out = student.forward_train(data["frames"], data["K"], data["labelled"], data["tasks"],
+            out = student.forward_train(data["frames"], data["labelled"], data["tasks"],
                                         data["text_ids"], motion=True)
             clock.lap("student forward")
             loss = losses(out, teacher_out, data, sup_loss, cfg, loss_cfg, generator)

@@ -80,7 +80,7 @@ def segmentation_targets(
     if len(tasks) != semantic.shape[0]:
         raise ValueError(f"need one task per image: {len(tasks)} tasks for {semantic.shape[0]} label maps")
     tokenizer = Tokenizer(cfg.text_context_length)
-    num_text = cfg.num_queries - cfg.text_context_queries
+    num_text = cfg.num_text_queries
     targets = []
     for sem, inst, task in zip(semantic, instance, tasks):
         masks, classes = image_segments(sem, inst, task)

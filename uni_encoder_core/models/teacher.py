@@ -59,11 +59,11 @@ class Teacher(MultiTaskModel):
         return self.scene_flow(feats, axis_angle, translation), self.motion_mask(feats, axis_angle, translation)
 
     def forward_train(
-        self, frames: dict[int, torch.Tensor], K: torch.Tensor | None = None, labelled: torch.Tensor | None = None,
+        self, frames: dict[int, torch.Tensor], labelled: torch.Tensor | None = None,
         seg_tasks: list[str] | None = None, seg_text_ids: torch.Tensor | None = None, motion: bool = True,
     ) -> TrainOutputs:
         """Same inputs and outputs as :meth:`UniEncoder.forward_train`."""
-        check_train_inputs(frames, K, labelled, seg_tasks, seg_text_ids, motion)
+        check_train_inputs(frames, labelled, seg_tasks, seg_text_ids)
         disparities, depth = self.predict_depth(self.encode(frames[0]))
         outputs = TrainOutputs(disparities=disparities, depth=depth)
         self.predict_pairs(frames, outputs, motion)

@@ -38,14 +38,12 @@ class TrainOutputs:
 
 
 def check_train_inputs(
-    frames: dict[int, torch.Tensor], K: torch.Tensor | None, labelled: torch.Tensor | None,
-    seg_tasks: list[str] | None, seg_text_ids: torch.Tensor | None, motion: bool,
+    frames: dict[int, torch.Tensor], labelled: torch.Tensor | None, seg_tasks: list[str] | None,
+    seg_text_ids: torch.Tensor | None,
 ) -> None:
     """Reject inconsistent ``forward_train`` arguments with a message naming the problem."""
     if 0 not in frames:
         raise ValueError(f"frames must contain the target frame (offset 0), got offsets {sorted(frames)}")
-    if motion and K is None:
-        raise ValueError("forward_train with motion=True needs the intrinsics K")
     if labelled is not None and (seg_tasks is None or seg_text_ids is None or len(seg_tasks) != len(labelled)):
         raise ValueError("labelled images need one segmentation task each (seg_tasks) and their seg_text_ids")
 
@@ -157,17 +155,17 @@ class UniEncoder(MultiTaskModel):
         return self.steering(window)
 
     def forward_train(
-        self, frames: dict[int, torch.Tensor], K: torch.Tensor | None = None, labelled: torch.Tensor | None = None,
+        self, frames: dict[int, torch.Tensor], labelled: torch.Tensor | None = None,
         seg_tasks: list[str] | None = None, seg_text_ids: torch.Tensor | None = None, motion: bool = True,
     ) -> TrainOutputs:
         """One training pass.
 
-        ``frames``: offset -> RGB ``Bx3xHxW`` in [0, 1] (0 = target, others = sources); ``K`` ``Bx3x3`` for
-        the input resolution (needed with ``motion``); ``labelled``: ``Nx3xHxW`` images for the segmentation
+        ``frames``: offset -> RGB ``Bx3xHxW`` in [0, 1] (0 = target, others = sources); ``labelled``: ``Nx3xHxW``
+        images for the segmentation
         head, with one task per image (``seg_tasks``) and their text-query ids ``seg_text_ids``
         (``N x num_text x text_context_length``). Images of one size share one batched encoder pass.
         """
-        check_train_inputs(frames, K, labelled, seg_tasks, seg_text_ids, motion)
+        check_train_inputs(frames, labelled, seg_tasks, seg_text_ids)
         offsets = sorted(frames)
         batch = [frames[o] for o in offsets]
         together = labelled is not None and labelled.shape[-2:] == frames[0].shape[-2:]

@@ -224,6 +224,8 @@ def test_metric_scale_from_camera_height_undoes_an_unknown_depth_scale():
     factors = torch.tensor([0.27, 3.7])
     scale = metric_scale_from_camera_height(depth * factors.view(2, 1, 1, 1), K, camera_height=1.6)
     assert torch.allclose(scale, 1.0 / factors, rtol=0.01)
+    wall = torch.full_like(depth[:1], 5.0)  # a wall 5 m ahead fills the lower rows: no road, no scale
+    assert torch.isnan(metric_scale_from_camera_height(wall, K[:1], camera_height=1.6)).all()
 
 
 def test_metric_scale_on_the_synthetic_world():

@@ -1,5 +1,6 @@
 """PerceptionPipeline: pre/post-processing geometry, one encoder pass per frame, the feature ring, temporal resets."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +209,9 @@ def test_window_resets_on_backwards_stamp_and_on_large_gap(model):
 def test_metric_scale_from_camera_height_scales_depth_pose_and_flow(model):
     seq = frames(2, seed=3)
     plain = PerceptionPipeline(PipelineConfig(warmup_frames=0), model=model)
-    metric = PerceptionPipeline(PipelineConfig(warmup_frames=0, metric_scale=True, camera_height=1.65), model=model)
+    # the random-weight model's ground fit is far from level: accept any tilt to check the scaling itself
+    metric = PerceptionPipeline(PipelineConfig(warmup_frames=0, metric_scale=True, camera_height=1.65,
+                                               max_ground_tilt=90.0), model=model)
     a = [plain.process(f) for f in seq]
     b = [metric.process(f) for f in seq]
     with torch.no_grad():
@@ -216,15 +219,22 @@ def test_metric_scale_from_camera_height_scales_depth_pose_and_flow(model):
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
         _, depth = model.predict_depth(model.encode(x))
         K_net = torch.as_tensor(model_intrinsics(K, (H, W), (64, 128)), dtype=torch.float32)[None]
-        scale = float(metric_scale_from_camera_height(depth, K_net, 1.65)[0])
+        scale = float(metric_scale_from_camera_height(depth, K_net, 1.65, max_tilt_deg=90.0)[0])
     assert b[1].metric and b[1].scale == pytest.approx(scale, rel=1e-5) and a[1].scale == 1.0
     np.testing.assert_allclose(b[1].depth, a[1].depth * scale, rtol=1e-5)
     np.testing.assert_allclose(b[1].relative_pose[:3, 3], a[1].relative_pose[:3, 3] * scale, rtol=1e-5)
     np.testing.assert_allclose(b[1].scene_flow, a[1].scene_flow * scale, rtol=1e-4, atol=1e-7)
+    # at the default 30 degrees the same tilted fit gives no scale: depth stays as the network gave it
+    level = PerceptionPipeline(PipelineConfig(warmup_frames=0, metric_scale=True, camera_height=1.65), model=model)
+    c = [level.process(f) for f in seq]
+    assert math.isnan(float(metric_scale_from_camera_height(depth, K_net, 1.65)[0]))
+    assert c[1].scale == 1.0
+    np.testing.assert_array_equal(c[1].depth, a[1].depth)
 
 
 def test_reset_forgets_the_metric_scale(model):
-    pipe = PerceptionPipeline(PipelineConfig(warmup_frames=0, metric_scale=True, camera_height=1.65), model=model)
+    pipe = PerceptionPipeline(PipelineConfig(warmup_frames=0, metric_scale=True, camera_height=1.65,
+                                             max_ground_tilt=90.0), model=model)
     pipe.process(frames(1, seed=3)[0])
     assert pipe.scale != 1.0, "the ground-plane fit must have set a scale for this check to mean anything"
     pipe.reset()

@@ -247,6 +247,7 @@ class PipelineConfig:
     crop_bottom: float = 0.0
     metric_scale: bool = False
     camera_height: float = 1.5
+    max_ground_tilt: float = 30.0  # deg; a ground fit tilted further from the camera's vertical gives no scale
     max_frame_gap: float = 0.5  # s; a larger gap resets the temporal window
     wheelbase: float = 2.7  # m
     warmup_frames: int = 2

@@ -274,10 +274,11 @@ def metric_scale_from_camera_height(
     """Scale ``B`` that turns up-to-scale ``depth`` Bx1xHxW into metric depth, from a known camera height (m).
 
     The ground plane is fitted with :func:`fit_ground_plane_to_depth` to the lowest ``lower_fraction`` of the image
-    rows; the scale is ``camera_height / (camera distance from that plane)``.
+    rows; the scale is ``camera_height / (camera distance from that plane)``, NaN where the fitted plane tilts
+    more than ``max_tilt_deg`` from the camera's vertical axis (a wall or a bad depth map, not the road).
     """
     _check(camera_height > 0, f"camera_height must be positive, got {camera_height}")
-    _, offset, _ = fit_ground_plane_to_depth(
+    _, offset, upright = fit_ground_plane_to_depth(
         depth, K, lower_fraction, iterations, relative_threshold, max_tilt_deg, generator
     )
-    return camera_height / offset.clamp_min(1e-9)
+    return torch.where(upright, camera_height / offset.clamp_min(1e-9), torch.nan)

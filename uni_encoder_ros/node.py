@@ -51,6 +51,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "max_input_age": (0.5, "s; older input gives no steering; past it the watchdog commands a stop"),
     "max_frame_gap": (0.5, "s; a larger gap between stamps restarts the temporal window"),
     "camera_height": (1.5, "m above the ground, for metric scale"),
+    "max_ground_tilt": (30.0, "deg; a ground-plane fit tilted further from the camera's vertical gives no scale"),
     "metric_scale": (False, "scale depth/odometry/flow to metres from a ground-plane fit and camera_height"),
     "crop_bottom": (0.0, "fraction of image rows removed at the bottom before inference (Cityscapes: 0.25)"),
     "wheelbase": (2.7, "m; steering angle = atan(wheelbase * curvature)"),
@@ -225,6 +226,7 @@ class PerceptionNode(LifecycleNode):
             checkpoint=self.param("checkpoint"), device=self.param("device"), precision=self.param("precision"),
             segmentation_tasks=list(self.param("segmentation_tasks")), crop_bottom=self.param("crop_bottom"),
             metric_scale=self.param("metric_scale"), camera_height=self.param("camera_height"),
+            max_ground_tilt=self.param("max_ground_tilt"),
             max_frame_gap=self.param("max_frame_gap"), wheelbase=self.param("wheelbase"),
         )
 

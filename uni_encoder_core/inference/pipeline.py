@@ -272,7 +272,8 @@ class PerceptionPipeline:
             if self.cfg.metric_scale:
                 K_net = model_intrinsics(frame.K, (H - crop, W), self.model_hw)
                 K_t = torch.as_tensor(K_net, dtype=torch.float32, device=self.device)[None]
-                scale = float(metric_scale_from_camera_height(depth, K_t, self.cfg.camera_height)[0])
+                scale = float(metric_scale_from_camera_height(depth, K_t, self.cfg.camera_height,
+                                                              max_tilt_deg=self.cfg.max_ground_tilt)[0])
                 self.scale = scale if math.isfinite(scale) and scale > 0 else self.scale
             else:
                 self.scale = 1.0

@@ -161,9 +161,9 @@ class UniEncoder(MultiTaskModel):
         """One training pass.
 
         ``frames``: offset -> RGB ``Bx3xHxW`` in [0, 1] (0 = target, others = sources); ``labelled``: ``Nx3xHxW``
-        images for the segmentation
-        head, with one task per image (``seg_tasks``) and their text-query ids ``seg_text_ids``
-        (``N x num_text x text_context_length``). Images of one size share one batched encoder pass.
+        images for the segmentation head, with one task per image (``seg_tasks``) and their text-query ids
+        ``seg_text_ids`` (``N x num_text x text_context_length``). Images of one size share one batched encoder
+        pass.
         """
         check_train_inputs(frames, labelled, seg_tasks, seg_text_ids)
         offsets = sorted(frames)

@@ -19,7 +19,7 @@ import torch
 from uni_encoder_core.config import LossConfig, ModelConfig, load_config
 from uni_encoder_core.data.samples import TripletSample, collate
 from uni_encoder_core.data.synthetic import WorldConfig
-from uni_encoder_core.data.synthetic_dataset import SyntheticSteeringDataset, SyntheticTripletDataset
+from uni_encoder_core.data.synthetic.datasets import SyntheticSteeringDataset, SyntheticTripletDataset
 from uni_encoder_core.losses.self_supervised import SelfSupervisedInputs, self_supervised_loss
 from uni_encoder_core.losses.steering import weighted_steering_loss
 from uni_encoder_core.models.unified import UniEncoder

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from uni_encoder_core.cityscapes import split_panoptic
 from uni_encoder_core.config import LossConfig, SegmentationConfig
+from uni_encoder_core.labels import split_panoptic
 from uni_encoder_core.losses.segmentation import (
     SegmentationTarget,
     SupervisedSegmentationLoss,

@@ -12,7 +12,7 @@ import torch
 
 from uni_encoder_core.data.samples import collate
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
-from uni_encoder_core.data.synthetic_dataset import (
+from uni_encoder_core.data.synthetic.datasets import (
     SyntheticSegmentationDataset,
     SyntheticSteeringDataset,
     SyntheticTripletDataset,
@@ -247,8 +247,8 @@ def test_synth_command_writes_frames_meta_sheet_and_a_readable_bag(tmp_path):
     import cv2
     from rosbags.rosbag2 import Reader
 
+    from uni_encoder_core.bags.writer import IMAGE_TOPICS, typestore
     from uni_encoder_core.cli import main
-    from uni_encoder_core.data.rosbag_writer import IMAGE_TOPICS, typestore
 
     out = tmp_path / "synth"
     assert main(["synth", "--out", str(out), "--frames", "3", "--seed", "4", "--height", "48", "--width", "128",

@@ -1,4 +1,4 @@
-"""``uni-encoder demo``: the perception node's main job on an embedded default, no ROS install needed.
+"""The ``uni-encoder demo`` run: the perception node's main job on an embedded default, no ROS install needed.
 
 Starts the real ``perception_node`` (a separate process, real Fast DDS on loopback), streams the synthetic
 driving world to it as ``image`` + ``camera_info`` at the camera rate, records every output topic, lets the
@@ -35,20 +35,6 @@ from uni_encoder_ros.node import OUTPUT_TOPICS
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo_tiny.pt"
 IMAGE_TOPICS = tuple(topic for topic, msg_type in OUTPUT_TOPICS.items() if msg_type is Image)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``uni-encoder demo``."""
-    parser.add_argument("--out", default="results/demo", help="results folder (created)")
-    parser.add_argument("--checkpoint", help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)}, "
-                                             "else random tiny weights)")
-    parser.add_argument("--frames", type=int, default=64, help="camera frames to stream")
-    parser.add_argument("--rate", type=float, default=10.0, help="camera rate (Hz)")
-    parser.add_argument("--height", type=int, default=192, help="camera image height (px)")
-    parser.add_argument("--width", type=int, default=512, help="camera image width (px)")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic world seed")
-    parser.add_argument("--device", default="cpu", help="torch device of the node")
-    parser.add_argument("--startup-timeout", type=float, default=180.0, help="s to wait for the node to come up")
 
 
 def resolve_checkpoint(args: argparse.Namespace, out: Path) -> tuple[Path, bool]:
@@ -122,7 +108,7 @@ def stream(rec: Recorder, world, frames: int, rate: float) -> list[float]:
     return sent
 
 
-def run(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when every output topic delivered and the watchdog stopped the vehicle."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", "73")

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from uni_encoder_core.cityscapes import PALETTE  # noqa: E402
+from uni_encoder_core.labels import PALETTE  # noqa: E402
 from uni_encoder_ros.conversions import image_to_numpy  # noqa: E402
 from uni_encoder_ros.node import camera_in_base, odometry_in_base  # noqa: E402
 

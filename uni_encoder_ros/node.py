@@ -37,8 +37,8 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
-from uni_encoder_core.cityscapes import PALETTE
 from uni_encoder_core.config import PipelineConfig
+from uni_encoder_core.labels import PALETTE
 from uni_encoder_ros.conversions import ImageError, image_to_rgb8, numpy_to_image
 
 # name -> (default, description). These names are a public interface: config/perception.yaml documents each.

@@ -1,1 +1,1 @@
-"""Data: the synthetic driving world, typed samples and data sets."""
+"""Data: the shared sample types (``samples``) and the data sets that produce them (``synthetic/``)."""

@@ -30,8 +30,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchmetrics.detection import PanopticQuality
 
-from uni_encoder_core.cityscapes import NUM_CLASSES, STUFF_CLASSES, THING_CLASSES, VOID, split_panoptic
 from uni_encoder_core.eval.arrays import to_numpy
+from uni_encoder_core.labels import NUM_CLASSES, STUFF_CLASSES, THING_CLASSES, VOID, split_panoptic
 
 
 def _to_long(x: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uni_encoder_core.cityscapes import LABEL_DIVISOR, THING_CLASSES, VOID, split_panoptic
 from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.geometry import metric_scale_from_camera_height, scale_intrinsics
+from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID, split_panoptic
 from uni_encoder_core.models.checkpoint import load_checkpoint
 from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic
 from uni_encoder_core.models.steering import ackermann_steering_angle

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 from transformers.models.oneformer.modeling_oneformer import OneFormerHungarianMatcher, OneFormerLoss
 
-from uni_encoder_core.cityscapes import NUM_CLASSES, THING_CLASSES, VOID
 from uni_encoder_core.config import LossConfig, SegmentationConfig
+from uni_encoder_core.labels import NUM_CLASSES, THING_CLASSES, VOID
 from uni_encoder_core.models.segmentation import SegmentationPrediction
 from uni_encoder_core.models.tokenizer import (
     TASKS,

@@ -23,8 +23,8 @@ from transformers.models.oneformer.modeling_oneformer import (
     OneFormerTransformerModule,
 )
 
-from uni_encoder_core.cityscapes import LABEL_DIVISOR, THING_CLASSES, VOID
 from uni_encoder_core.config import SegmentationConfig
+from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID
 from uni_encoder_core.models.tokenizer import TASKS, VOCABULARY, Tokenizer, task_prompt
 
 

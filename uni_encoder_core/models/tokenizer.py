@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from uni_encoder_core.cityscapes import CLASS_NAMES
+from uni_encoder_core.labels import CLASS_NAMES
 
 TASKS = ("panoptic", "instance", "semantic")
 

@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from uni_encoder_core.atomic_io import atomic_writer
-from uni_encoder_core.cityscapes import CLASSES, PALETTE, THING_CLASSES, VOID
-from uni_encoder_core.data.synthetic import TRAIN_IDS, SyntheticFrame, SyntheticWorld, WorldConfig
+from uni_encoder_core.data.synthetic.world import TRAIN_IDS, SyntheticFrame, SyntheticWorld, WorldConfig
+from uni_encoder_core.labels import CLASSES, PALETTE, THING_CLASSES, VOID
 
 NPZ_KEYS = ("rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_cam", "scene_flow", "motion_mask",
             "curvature", "steering_angle", "stamp")
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         bag = None
         if args.bag:
-            from uni_encoder_core.data.rosbag_writer import GroundTruthBagWriter
+            from uni_encoder_core.bags.writer import GroundTruthBagWriter
 
             try:
                 bag = stack.enter_context(GroundTruthBagWriter(args.bag, cfg))

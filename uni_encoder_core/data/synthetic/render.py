@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uni_encoder_core.data.synthetic_scene import Boxes
+from uni_encoder_core.data.synthetic.scene import Boxes
 
 ROAD, SIDEWALK, TERRAIN, SKY = 0, 1, 9, 10
 NEAR = 0.05  # m

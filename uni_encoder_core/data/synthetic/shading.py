@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from uni_encoder_core.data.synthetic_render import (
+from uni_encoder_core.data.synthetic.render import (
     ROAD,
     SIDEWALK,
     SKY,
@@ -18,8 +18,8 @@ from uni_encoder_core.data.synthetic_render import (
     Hits,
     Style,
 )
-from uni_encoder_core.data.synthetic_road import Road
-from uni_encoder_core.data.synthetic_scene import BUILDING, CAR, CROWN, KIND_TRAIN_ID, TRUNK, Boxes, Layout
+from uni_encoder_core.data.synthetic.road import Road
+from uni_encoder_core.data.synthetic.scene import BUILDING, CAR, CROWN, KIND_TRAIN_ID, TRUNK, Boxes, Layout
 
 
 def hash01(*keys: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from uni_encoder_core.data.synthetic_road import Road
+from uni_encoder_core.data.synthetic.road import Road
 
 BUILDING, CAR, POLE, CROWN, TRUNK = range(5)
 # Cityscapes train id per object kind (a tree trunk is vegetation in Cityscapes).

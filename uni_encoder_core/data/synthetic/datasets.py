@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from uni_encoder_core.data.samples import SegmentationSample, SteeringWindow, TripletSample
-from uni_encoder_core.data.synthetic import SyntheticFrame, SyntheticWorld, WorldConfig
+from uni_encoder_core.data.synthetic.world import SyntheticFrame, SyntheticWorld, WorldConfig
 
 
 def image_tensor(rgb: np.ndarray) -> torch.Tensor:

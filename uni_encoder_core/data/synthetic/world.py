@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uni_encoder_core.cityscapes import LABEL_DIVISOR
-from uni_encoder_core.data.synthetic_render import NEAR, ROAD, SIDEWALK, SKY, TERRAIN, Camera, Style, cast, rays
-from uni_encoder_core.data.synthetic_road import STEP, make_road
-from uni_encoder_core.data.synthetic_scene import KIND_TRAIN_ID, Boxes, Layout, static_objects, traffic
-from uni_encoder_core.data.synthetic_shade import shade
+from uni_encoder_core.data.synthetic.render import NEAR, ROAD, SIDEWALK, SKY, TERRAIN, Camera, Style, cast, rays
+from uni_encoder_core.data.synthetic.road import STEP, make_road
+from uni_encoder_core.data.synthetic.scene import KIND_TRAIN_ID, Boxes, Layout, static_objects, traffic
+from uni_encoder_core.data.synthetic.shading import shade
+from uni_encoder_core.labels import LABEL_DIVISOR
 
 TRAIN_IDS = frozenset({ROAD, SIDEWALK, TERRAIN, SKY, *KIND_TRAIN_ID.tolist()})
 """Cityscapes train ids of the classes this world contains."""

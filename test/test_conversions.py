@@ -10,15 +10,14 @@ import pytest
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from uni_encoder_ros.conversions import (  # noqa: E402
+from uni_encoder_core.messages.images import (  # noqa: E402
     ENCODINGS,
     ImageError,
     compressed_size,
     image_to_numpy,
     image_to_rgb8,
-    numpy_to_image,
-    rgb8_to_compressed,
 )
+from uni_encoder_ros.messages import numpy_to_image, rgb8_to_compressed  # noqa: E402
 
 RNG = np.random.default_rng(0)
 

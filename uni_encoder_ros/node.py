@@ -223,11 +223,7 @@ class PerceptionNode(LifecycleNode):
     # ----------------------------------------------------------------- input
 
     def on_image(self, msg: Image | CompressedImage, info: dict) -> None:
-        """Validate and keep the newest frame; wake the processing group.
-
-        Frames the keep-last-1 subscription never delivered show up as gaps in the publisher's
-        sequence numbers and are counted as dropped in transport.
-        """
+        """Count (also frames lost in transport), validate and keep the newest frame; wake the processing group."""
         self.stats.receive(info)
         try:
             rgb = image_to_rgb8(msg)

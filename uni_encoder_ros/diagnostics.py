@@ -15,13 +15,14 @@ COUNTERS = ("received", "processed", "rejected", "steering", "stop", "transport_
 @dataclass
 class NodeState:
     """What the status reports besides the counters: lifecycle ``state`` ("active", "failed: ...", ...), input age
-    and its limit (s), frames overwritten in the mailbox and the temporal window's length."""
+    (s, None when not active) and its limit (s), frames overwritten in the mailbox and the temporal window's length.
+    """
 
     name: str
     device: str
     checkpoint: str
     state: str
-    input_age: float
+    input_age: float | None
     max_input_age: float
     mailbox_dropped: int
     window_length: int
@@ -65,7 +66,7 @@ class Diagnostics:
         span = max(now - then, 1e-6)
         status = DiagnosticStatus(name=f"{node.name}: perception", hardware_id=node.device)
         status.level, status.message = DiagnosticStatus.OK, "ok"
-        if node.state == "active" and node.input_age > node.max_input_age:
+        if node.input_age is not None and node.input_age > node.max_input_age:
             status.level = DiagnosticStatus.ERROR
             status.message = f"input stale: {node.input_age:.2f} s > max_input_age {node.max_input_age} s"
         elif node.state.startswith("failed"):

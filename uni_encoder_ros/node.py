@@ -319,8 +319,9 @@ class PerceptionNode(LifecycleNode):
     def publish_diagnostics(self) -> None:
         """/diagnostics: rates, latencies, counters and model state; ERROR when stale or not loaded."""
         window = self.pipeline.ring.count if self.pipeline is not None else 0
-        state = NodeState(self.get_name(), str(self.param("device")), self.param("checkpoint"), self.state,
-                          self.input_age(), self.param("max_input_age"), self.mailbox.dropped, window)
+        age = self.input_age() if self.state == "active" else None  # no reference time before activation
+        state = NodeState(self.get_name(), str(self.param("device")), self.param("checkpoint"), self.state, age,
+                          self.param("max_input_age"), self.mailbox.dropped, window)
         self.diagnostics.publish(self.stats.message(state, self.get_clock().now().to_msg()))
 
 

@@ -22,9 +22,9 @@ from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig  # noqa:
 from uni_encoder_core.messages.frames import camera_in_base, camera_matrix, odometry_in_base  # noqa: E402
 from uni_encoder_core.messages.images import image_to_numpy  # noqa: E402
 from uni_encoder_core.messages.steering import SteeringLimiter  # noqa: E402
+from uni_encoder_ros.interface import PARAMETERS  # noqa: E402
 from uni_encoder_ros.mailbox import Mailbox  # noqa: E402
 from uni_encoder_ros.messages import rgb8_to_compressed  # noqa: E402
-from uni_encoder_ros.node import PARAMETERS  # noqa: E402
 
 H, W = 96, 256
 CROP = 0.25

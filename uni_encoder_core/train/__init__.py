@@ -1,0 +1,1 @@
+"""Training: the one training step (``objective``) and the batch it takes (``batch``)."""

@@ -149,6 +149,26 @@ class ModelConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-split augmentations (``uni_encoder_core.data.augment``); all frames of a sample share one draw.
+
+    ``flip_probability``: horizontal flip (intrinsics, pose, scene flow and steering sign mirrored with it);
+    ``jitter_probability`` with ``brightness``/``contrast``/``saturation`` factors drawn from ``[1 - x, 1 + x]``
+    and a ``hue`` shift from ``[-hue, hue]`` (turns); ``shadow_probability``: lane keeping only, a random dark
+    polygon over the whole window.
+    """
+
+    enabled: bool = True
+    flip_probability: float = 0.5
+    jitter_probability: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.1
+    shadow_probability: float = 0.5
+
+
+@dataclass
 class DataConfig:
     """Where the training/evaluation data comes from and how it is shaped."""
 
@@ -162,6 +182,16 @@ class DataConfig:
     num_workers: int = 0
     seed: int = 0
     synthetic_frames: int = 256
+    # Real data sets (uni_encoder_core.data.cityscapes / kitti / lane_keeping). crop_bottom applies to cityscapes
+    # and lane_keeping; KITTI images are resized whole (Eigen protocol). split_file may hold "{split}" (replaced
+    # by train, val or test). Lane keeping: windows of `window` frames every `window_stride` frames; each
+    # recording is cut into `num_folds` contiguous chunks, chunk `fold` is the val split, the others train.
+    window: int = 16
+    window_stride: int = 1
+    num_folds: int = 10
+    fold: int = 0
+    standardize: bool = False  # lane_keeping: per-image whitening (the original protocol's CNNs)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 # --------------------------------------------------------------------------- losses

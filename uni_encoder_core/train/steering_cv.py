@@ -62,6 +62,9 @@ class SteeringTrainConfig:
     decay to zero over ``epochs`` passes of the training windows (every ``train_stride``-th window).
 
     The label is ``label_scale`` x curvature (1/m); ``steering_lambda`` is eq. 5's lambda on that label.
+    ``batching``: ``shuffled`` draws each batch's windows at random; ``consecutive`` makes a batch of
+    ``batch_size`` neighbouring windows (batches in random order), so an unfrozen encoder encodes about
+    ``batch_size + window`` frames per step instead of up to ``batch_size * window``.
     """
 
     folds: int = 10
@@ -75,6 +78,7 @@ class SteeringTrainConfig:
     label_scale: float = 100.0
     steering_lambda: float = 0.1
     seed: int = 0
+    batching: Literal["shuffled", "consecutive"] = "shuffled"
 
 
 @dataclass
@@ -152,7 +156,12 @@ def fit_pooler(head: SteeringHead, windows: Callable[[np.ndarray], torch.Tensor]
     generator = torch.Generator().manual_seed(seed)
     head.train()
     for _ in range(cfg.epochs):
-        for batch in torch.randperm(len(ends), generator=generator).split(cfg.batch_size):
+        if cfg.batching == "consecutive":
+            runs = torch.arange(len(ends)).split(cfg.batch_size)
+            batches = [runs[i] for i in torch.randperm(len(runs), generator=generator)]
+        else:
+            batches = torch.randperm(len(ends), generator=generator).split(cfg.batch_size)
+        for batch in batches:
             batch_ends = ends[batch.numpy()]
             loss, _ = weighted_steering_loss(head(windows(batch_ends)), labels[batch_ends], cfg.steering_lambda)
             if not torch.isfinite(loss):

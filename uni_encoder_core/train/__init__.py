@@ -1,1 +1,2 @@
-"""Training: the one training step (``objective``) and the batch it takes (``batch``)."""
+"""Training: the one training step (``objective``), the batch it takes (``batch``) and the steering cross-testing
+stage (``steering_cv``)."""

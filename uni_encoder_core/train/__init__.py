@@ -1,1 +1,2 @@
-"""Staged training: recipes, the learning-rate schedule, resumable data order, run checkpoints, the loop."""
+"""Staged training: the one training step (objective, batch), recipes, the learning-rate schedule, resumable data
+order, run checkpoints and the loop."""

@@ -15,9 +15,8 @@ import os
 from uni_encoder_core.config import ConfigError, StageConfig, load_config
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import UniEncoder
+from uni_encoder_core.train.objective import LOSSES
 
-LOSS_GROUPS = ("sup", "ssup", "distil")
-"""The parts of the total loss (paper eq. 4): supervised segmentation, self-supervised, distillation."""
 NETWORKS = {"student": UniEncoder, "teacher": Teacher}
 """Recipe ``network`` -> the model class it trains."""
 
@@ -33,9 +32,9 @@ def check_stage(cfg: StageConfig, source: str = "<recipe>") -> StageConfig:
     if unknown or not cfg.trainable:
         raise _fail(source, "trainable", f"lists unknown parts {unknown} of the {cfg.network}; known: {list(parts)}"
                     if unknown else "is empty: a stage must train at least one part")
-    bad_losses = sorted(set(cfg.losses) - set(LOSS_GROUPS))
+    bad_losses = sorted(set(cfg.losses) - set(LOSSES))
     if bad_losses or not cfg.losses:
-        raise _fail(source, "losses", f"lists unknown loss groups {bad_losses}; known: {list(LOSS_GROUPS)}"
+        raise _fail(source, "losses", f"lists unknown loss groups {bad_losses}; known: {list(LOSSES)}"
                     if bad_losses else "is empty: a stage must use at least one loss group")
     if "distil" in cfg.losses and (cfg.network != "student" or not cfg.teacher):
         raise _fail(source, "losses", "has 'distil', which needs network 'student' and a 'teacher' checkpoint")

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from uni_encoder_core.train.recipe import ScheduleConfig
+from uni_encoder_core.config import ScheduleConfig
 
 
 def lr_factor(cfg: ScheduleConfig, step: int, total_steps: int) -> float:

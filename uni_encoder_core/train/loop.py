@@ -16,6 +16,7 @@ states and data order, so on a CPU it ends bit-identical to a run that was never
 
 from __future__ import annotations
 
+import math
 import random
 import signal
 import threading
@@ -155,19 +156,32 @@ class Trainer:
         return batch.to(self.fabric.device)
 
     def train_step(self, batch: TrainBatch) -> tuple[dict[str, float], float, str | None]:
-        """One guarded update: (loss terms, gradient norm before clipping, reason the update was skipped or None)."""
+        """One guarded update: (loss terms, gradient norm before clipping, reason the update was skipped or None).
+
+        A non-finite loss on any process skips the backward pass everywhere (a NaN-laden graph is never
+        differentiated); a non-finite gradient norm (the same on every process after DDP's averaging) skips the
+        update. Under fp16 the gradient scaler decides on non-finite gradients itself. A skipped step also puts
+        back the buffers the forward pass moved (batch-norm running statistics).
+        """
+        buffers = list(self.model.buffers())
+        saved = [b.detach().clone() for b in buffers]
         terms = self.objective(batch)
-        self.fabric.backward(terms["total"])
-        norm = self.fabric.clip_gradients(self.objective, self.optimizer, max_norm=self.stage.grad_clip,
-                                          error_if_nonfinite=False)
         values = {key: float(value.detach()) for key, value in terms.items()}
-        reason = self.guard.check(self.step + 1, values["total"], float(norm))
-        if reason is not None:
-            self.optimizer.zero_grad(set_to_none=True)
-        if reason is None or self.fp16:
-            self.optimizer.step()  # fp16 skip: no parameter has a gradient; the scaler only finishes its iteration
+        loss_ok = not any_rank(self.fabric, not math.isfinite(values["total"]))
+        norm = float("nan")
+        if loss_ok:
+            self.fabric.backward(terms["total"])
+            norm = float(self.fabric.clip_gradients(self.objective, self.optimizer, max_norm=self.stage.grad_clip,
+                                                    error_if_nonfinite=False))
+        reason = self.guard.check(self.step + 1, values["total"] if loss_ok else float("nan"), norm)
+        if reason is None:
+            self.optimizer.step()
+        else:
+            with torch.no_grad():
+                for buffer, value in zip(buffers, saved):
+                    buffer.copy_(value)
         self.optimizer.zero_grad(set_to_none=True)
-        return values, float(norm), reason
+        return values, norm, reason
 
     # ------------------------------------------------------------------ checkpoints
 

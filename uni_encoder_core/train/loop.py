@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timm.utils import distribute_bn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -185,8 +186,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
+    def sync_statistics(self) -> None:
+        """Average the batch-norm running statistics of the trainable parts over the processes (each saw its own
+        batches), so every rank holds identical weights; frozen parts never move. A collective."""
+        if self.fabric.world_size > 1:
+            for part in self.stage.trainable:
+                distribute_bn(getattr(self.model, part), self.fabric.world_size, reduce=True)
+
     def save(self) -> Path:
         """Write the resumable checkpoint of the current step (rank 0; every rank must call it)."""
+        self.sync_statistics()
         rng = gather(self.fabric, ckpt.rng_state(self.loop_rng))
         path = ckpt.step_path(self.out_dir, self.step)
         if self.rank0:
@@ -237,6 +246,8 @@ class Trainer:
                     writer.add_scalar("train/skipped", 1.0, self.step)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if "/" not in k})
+                if self.step % stage.validate_every == 0 or self.step % stage.image_every == 0:
+                    self.sync_statistics()
                 if rank0:
                     self._periodic(writer, batch, sums, count, norm)
                 if self.step % stage.log_every == 0:

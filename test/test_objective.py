@@ -19,12 +19,7 @@ TINY = Path(__file__).resolve().parents[1] / "config" / "model" / "tiny.yaml"
 PARTS = ("encoder", "depth", "pose", "scene_flow", "motion_mask", "segmentation", "steering")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
 
 
 @pytest.fixture(scope="module")

@@ -285,21 +285,52 @@ class StageConfig:
 # --------------------------------------------------------------------------- inference
 
 
+def described(default: Any = dataclasses.MISSING, description: str = "", **kwargs: Any) -> Any:
+    """A dataclass field carrying a user-facing ``description`` (units first), e.g. for a ROS parameter."""
+    return field(default=default, metadata={"description": description}, **kwargs)
+
+
 @dataclass
 class PipelineConfig:
-    """Per-frame inference pipeline settings (shared by the ROS node and the CLI)."""
+    """Per-frame inference pipeline settings (shared by the ROS node and the CLI).
 
-    checkpoint: str = ""
-    device: str = "cpu"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    segmentation_tasks: list[str] = field(default_factory=lambda: ["panoptic"])
-    crop_bottom: float = 0.0
-    metric_scale: bool = False
-    camera_height: float = 1.5
-    max_ground_tilt: float = 30.0  # deg; a ground fit tilted further from the camera's vertical gives no scale
-    max_frame_gap: float = 0.5  # s; a larger gap resets the temporal window
-    wheelbase: float = 2.7  # m
-    warmup_frames: int = 2
+    Each field is also a parameter of the ROS node, with the field's default and description.
+    """
+
+    checkpoint: str = described("", "model checkpoint file (.pt) loaded at configure")
+    device: str = described("cpu", "torch device: cpu, cuda, cuda:1, ...")
+    precision: Literal["fp32", "fp16", "bf16"] = described("fp32", "fp32, fp16 or bf16 (autocast)")
+    segmentation_tasks: list[str] = described(
+        description="OneFormer tasks to run: any of panoptic, semantic, instance",
+        default_factory=lambda: ["panoptic"],
+    )
+    crop_bottom: float = described(
+        0.0, "fraction of image rows removed at the bottom before inference (Cityscapes: 0.25)"
+    )
+    metric_scale: bool = described(
+        False, "scale depth/odometry/flow to metres from a ground-plane fit and camera_height"
+    )
+    camera_height: float = described(1.5, "m above the ground, for metric scale")
+    max_ground_tilt: float = described(
+        30.0, "deg; a ground-plane fit tilted further from the camera's vertical gives no scale"
+    )
+    max_frame_gap: float = described(0.5, "s; a larger gap between stamps restarts the temporal window")
+    wheelbase: float = described(2.7, "m; steering angle = atan(wheelbase * curvature)")
+    warmup_frames: int = described(2, "random frames run through the model when it is loaded (kernels, allocator)")
+
+
+def field_defaults(cls: type) -> dict[str, tuple[Any, str]]:
+    """``name -> (default, description)`` for every field of dataclass ``cls`` (fields made with :func:`described`).
+
+    Raises :class:`ConfigError` for a field without a description.
+    """
+    out = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("description"):
+            raise ConfigError(f"{cls.__name__}.{f.name} has no description")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        out[f.name] = (default, f.metadata["description"])
+    return out
 
 
 # --------------------------------------------------------------------------- YAML

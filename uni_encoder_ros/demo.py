@@ -28,8 +28,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
-from uni_encoder_ros.conversions import numpy_to_image
 from uni_encoder_ros.demo_report import stamp_seconds, write_report
+from uni_encoder_ros.messages import numpy_to_image
 from uni_encoder_ros.node import OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,7 @@
 """Typed configuration: dataclasses for every part of the product, loaded from YAML.
 
-Every setting a user can change lives in one of these dataclasses. ``load_config`` reads a YAML
+Every setting a user can change lives in one of these dataclasses (a training stage's recipe is checked
+further by ``uni_encoder_core.train.recipe``). ``load_config`` reads a YAML
 file into a dataclass and rejects unknown keys and wrong types with a message that names the file,
 the dotted key and the expected type; ``save_config`` writes one back (atomically) so that a
 round trip gives an equal object.
@@ -170,9 +171,14 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    """Where the training/evaluation data comes from and how it is shaped."""
+    """Where training/evaluation data comes from and how it is shaped.
 
-    kind: Literal["synthetic", "cityscapes", "kitti", "lane_keeping"] = "synthetic"
+    ``kind`` names a data set in ``uni_encoder_core.data.registry`` (``synthetic`` = the synthetic world; each
+    world seed in ``train_seeds`` / ``val_seeds`` is one drive of ``synthetic_frames`` frames, so the held-out
+    drives are other streets). ``height``/``width`` are the network input size the samples are resized to.
+    """
+
+    kind: str = "synthetic"
     root: str = ""
     split_file: str | None = None  # KITTI: monodepth2-format split file
     height: int = 192
@@ -180,7 +186,8 @@ class DataConfig:
     crop_bottom: float = 0.25  # Cityscapes: fraction of rows removed at the bottom
     frame_offsets: list[int] = field(default_factory=lambda: [-1, 0, 1])
     num_workers: int = 0
-    seed: int = 0
+    train_seeds: list[int] = field(default_factory=lambda: [0])
+    val_seeds: list[int] = field(default_factory=lambda: [1000])
     synthetic_frames: int = 256
     # Real data sets (uni_encoder_core.data.cityscapes / kitti / lane_keeping). crop_bottom applies to cityscapes
     # and lane_keeping; KITTI images are resized whole (Eigen protocol). split_file may hold "{split}" (replaced
@@ -239,28 +246,70 @@ class LossConfig:
 
 
 @dataclass
-class StageConfig:
-    """One training stage: what trains, for how long, with which losses."""
+class ScheduleConfig:
+    """Learning rate over the run, as a factor of ``lr``.
 
-    name: str = "stage1"
+    Linear warm-up from ``warmup_start_factor`` to 1 over the first ``warmup_steps`` steps, then either
+    ``cosine``: half a cosine down to ``min_lr_factor`` at the last step, or ``step``: multiplied by ``gamma`` at
+    every step in ``milestones``.
+    """
+
+    kind: Literal["cosine", "step"] = "cosine"
+    warmup_steps: int = 1000
+    warmup_start_factor: float = 0.01
+    min_lr_factor: float = 0.01
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+
+
+@dataclass
+class StageConfig:
+    """One training stage.
+
+    ``network``: ``student`` (the unified model) or ``teacher``; ``trainable``: the model parts that learn (the
+    others are frozen: no gradient, eval mode, bit-identical after the stage); ``losses``: the loss groups of the
+    total loss that this stage uses (``sup``, ``ssup``, ``distil``); ``init_from``: a checkpoint whose weights
+    start the stage (the previous stage's ``final.pt``); ``teacher``: the teacher checkpoint that distillation
+    reads (never written). Batch sizes are per process. ``precision`` applies on a GPU (autocast); a CPU run is
+    always fp32. Periods (``*_every``) are in optimizer steps; ``keep_last`` step checkpoints are kept besides
+    the best one (lowest held-out total loss). ``max_nonfinite`` non-finite steps in a row stop the run.
+    ``data`` gives the frame triplets and, unless ``labelled_data`` is set, the labelled images too.
+    """
+
+    name: str = "student_stage1"
+    network: Literal["student", "teacher"] = "student"
     model: str = "config/model/swin_t.yaml"
-    steps: int = 60000
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    batch_labelled: int = 3  # images for segmentation
-    batch_triplets: int = 3  # frame triplets for the self-supervised tasks
+    out_dir: str = "runs/student_stage1"
+    init_from: str | None = None
+    teacher: str | None = None
     trainable: list[str] = field(default_factory=lambda: ["encoder", "depth", "pose", "segmentation"])
     losses: list[str] = field(default_factory=lambda: ["sup", "ssup"])
-    distillation_teacher: str | None = None
-    init_from: str | None = None
-    amp: bool = False
+    steps: int = 60000
+    batch_labelled: int = 3
+    batch_triplets: int = 3
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     grad_clip: float = 1.0
+    max_nonfinite: int = 3
     log_every: int = 50
     image_every: int = 1000
+    validate_every: int = 1000
+    validation_batches: int = 20
     checkpoint_every: int = 1000
+    keep_last: int = 3
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    labelled_data: DataConfig | None = None
     loss: LossConfig = field(default_factory=LossConfig)
+
+    @property
+    def labelled(self) -> DataConfig:
+        """Where the labelled images come from: ``labelled_data``, else ``data``."""
+        return self.labelled_data or self.data
 
 
 # --------------------------------------------------------------------------- inference

@@ -56,7 +56,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         reason = str(exc).strip().splitlines()[0]
         message = f"{path}: holds objects other than weights, refused by weights_only=True: {reason}"
         raise CheckpointError(message) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a uni-encoder checkpoint (no '{FORMAT}' header)")

@@ -372,14 +372,18 @@ def load_config(path: str | os.PathLike, cls: type[T]) -> T:
     Missing keys take their defaults; unknown keys and wrong types raise :class:`ConfigError`
     naming the file, the dotted key and the expected type.
     """
+    return from_dict(cls, read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The parsed content of the YAML file ``path`` (an empty file gives ``{}``); raises :class:`ConfigError`."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return from_dict(cls, raw, source=str(path))
 
 
 def from_dict(cls: type[T], raw: Any, source: str = "<dict>", prefix: str = "") -> T:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train one stage; returns the exit code."""
+    """Train one stage (or run the steering cross-testing of a ``kind: steering_cv`` recipe); the exit code."""
+    from uni_encoder_core.config import ConfigError
+    from uni_encoder_core.train.recipe import recipe_kind
+
+    try:
+        kind = recipe_kind(args.config)
+    except ConfigError as exc:
+        print(f"uni-encoder train: {exc}", file=sys.stderr)
+        return 2
+    return run_steering(args) if kind == "steering_cv" else run_stage(args)
+
+
+def run_steering(args: argparse.Namespace) -> int:
+    """The steering stage: tenfold cross-testing of every variant of the recipe (Table IV)."""
+    from uni_encoder_core.config import ConfigError
+    from uni_encoder_core.models.checkpoint import CheckpointError
+    from uni_encoder_core.train.steering_cv import load_steering_cv_config, run_steering_cv
+
+    if args.resume or args.steps is not None:
+        print("uni-encoder train: --resume and --steps do not apply to a steering_cv recipe", file=sys.stderr)
+        return 2
+    try:
+        recipe = load_steering_cv_config(args.config)
+        if args.init:
+            recipe.variants = [replace(v, checkpoint=args.init) if v.init == "checkpoint" else v
+                               for v in recipe.variants]
+        run_steering_cv(recipe, args.out or recipe.out_dir, device=args.device, progress=not args.no_progress)
+    except (ConfigError, CheckpointError, ValueError) as exc:
+        print(f"uni-encoder train: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_stage(args: argparse.Namespace) -> int:
+    """One training stage of the student or the teacher."""
     import torch
 
     from uni_encoder_core.config import ConfigError

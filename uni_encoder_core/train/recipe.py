@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from uni_encoder_core.config import ConfigError, StageConfig, load_config
+from uni_encoder_core.config import ConfigError, StageConfig, load_config, read_yaml
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import UniEncoder
 from uni_encoder_core.train.objective import LOSSES
@@ -63,6 +63,12 @@ def check_stage(cfg: StageConfig, source: str = "<recipe>") -> StageConfig:
     if cfg.data.height != cfg.labelled.height or cfg.data.width != cfg.labelled.width:
         raise _fail(source, "labelled_data", "must have the same height and width as 'data'")
     return cfg
+
+
+def recipe_kind(path: str | os.PathLike) -> str:
+    """``steering_cv`` for a steering cross-testing recipe (top-level ``kind: steering_cv``), else ``stage``."""
+    raw = read_yaml(path)
+    return raw.get("kind", "stage") if isinstance(raw, dict) else "stage"
 
 
 def load_stage(path: str | os.PathLike) -> StageConfig:

@@ -1,14 +1,15 @@
 """Typed configuration: dataclasses for every part of the product, loaded from YAML.
 
 Every setting a user can change lives in one of these dataclasses. ``load_config`` reads a YAML
-file into a dataclass and rejects unknown keys and wrong types with a message that names the file,
-the dotted key and the expected type; ``save_config`` writes one back (atomically) so that a
-round trip gives an equal object.
+file into a dataclass and rejects unknown keys, wrong types and sizes out of bounds with a message
+that names the file, the dotted key and the expected type or range; ``save_config`` writes one back
+(atomically) so that a round trip gives an equal object.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -19,12 +20,13 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from uni_encoder_core.atomic_io import atomic_writer
+from uni_encoder_core.errors import UserError
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A configuration file or value does not match its schema."""
+class ConfigError(UserError, ValueError):
+    """A configuration file or value does not match its schema; the message names the file, the key and the fix."""
 
 
 # --------------------------------------------------------------------------- model
@@ -253,44 +255,166 @@ class PipelineConfig:
     warmup_frames: int = 2
 
 
+# --------------------------------------------------------------------------- bounds
+
+SIZE_BOUNDS: dict[type, dict[str, tuple[int, int, int]]] = {
+    ModelConfig: {"height": (32, 4096, 32), "width": (32, 4096, 32)},
+    EncoderConfig: {"in_chans": (1, 16, 1), "embed_dim": (8, 1024, 1), "depths": (1, 32, 1), "num_heads": (1, 64, 1)},
+    DepthConfig: {"channels": (1, 1024, 1)},
+    PoseConfig: {"channels": (1, 2048, 1), "head_channels": (1, 2048, 1)},
+    MotionConfig: {"channels": (1, 1024, 1)},
+    SegmentationConfig: {
+        "num_classes": (1, 1000, 1), "hidden_dim": (64, 2048, 64), "num_queries": (1, 1000, 1),
+        "decoder_layers": (1, 32, 1), "encoder_layers": (1, 32, 1), "encoder_feedforward_dim": (1, 16384, 1),
+        "query_decoder_layers": (1, 32, 1), "num_heads": (1, 64, 1), "dim_feedforward": (1, 16384, 1),
+        "text_context_length": (1, 1024, 1), "max_seq_len": (1, 1024, 1), "text_encoder_layers": (1, 32, 1),
+        "text_context_queries": (0, 999, 1), "train_num_points": (1, 1_000_000, 1),
+    },
+    SteeringConfig: {"window": (1, 256, 1), "hidden_dim": (4, 4096, 4), "num_heads": (1, 64, 1)},
+}
+"""Integer sizes (or each entry of a list of sizes): ``class -> field -> (low, high, multiple of)``, inclusive.
+Far above any model this code is meant for, low enough that a wrong or hostile value cannot ask for gigabytes."""
+
+LIST_LENGTHS: dict[type, dict[str, int]] = {
+    EncoderConfig: {"depths": 4, "num_heads": 4},  # one per Swin stage (strides 4, 8, 16, 32)
+    DepthConfig: {"channels": 5},  # strides 1, 2, 4, 8, 16
+    PoseConfig: {"channels": 4},  # strides 4, 8, 16, 32
+    MotionConfig: {"channels": 4},
+}
+"""Lists of sizes with a fixed number of entries: ``class -> field -> length``."""
+
+
+def _broken_rule(c: Any) -> tuple[str, str] | None:
+    """The first cross-field rule that config ``c`` breaks, as ``(field, problem)``; None when all hold."""
+    if isinstance(c, DepthConfig) and not 0 < c.min_depth < c.max_depth:
+        return "min_depth", f"needs 0 < min_depth < max_depth, got {c.min_depth} and {c.max_depth}"
+    if isinstance(c, EncoderConfig) and c.embed_dim is not None and c.num_heads is not None:
+        bad = [i for i, h in enumerate(c.num_heads) if (c.embed_dim << i) % h]
+        if bad:
+            i = bad[0]
+            return "num_heads", f"stage {i} width {c.embed_dim << i} (embed_dim * 2^{i}) is not divisible by " \
+                                f"its {c.num_heads[i]} heads"
+    if isinstance(c, SegmentationConfig):
+        if c.hidden_dim % c.num_heads:
+            return "num_heads", f"must divide hidden_dim {c.hidden_dim}, got {c.num_heads}"
+        if c.text_context_queries >= c.num_queries:
+            return "text_context_queries", f"must be below num_queries {c.num_queries}, got {c.text_context_queries}"
+        if not 0 <= c.dropout < 1:
+            return "dropout", f"must be in [0, 1), got {c.dropout}"
+        if not 0 <= c.importance_sample_ratio <= 1 or c.oversample_ratio < 1:
+            return "importance_sample_ratio", "must be in [0, 1] (and oversample_ratio >= 1), got " \
+                                              f"{c.importance_sample_ratio} ({c.oversample_ratio})"
+    if isinstance(c, SteeringConfig) and (c.hidden_dim % c.num_heads or c.mlp_ratio <= 0):
+        return "num_heads", f"must divide hidden_dim {c.hidden_dim} (and mlp_ratio > 0), got {c.num_heads}"
+    if isinstance(c, PoseConfig) and c.output_scale <= 0:
+        return "output_scale", f"must be positive, got {c.output_scale}"
+    if isinstance(c, MotionConfig) and (c.flow_scale <= 0 or c.ego_motion_scale <= 0):
+        return "flow_scale", f"flow_scale and ego_motion_scale must be positive, got {c.flow_scale}, " \
+                             f"{c.ego_motion_scale}"
+    return None
+
+
+def check_config(config: Any, source: str = "<config>", prefix: str = "") -> None:
+    """Check the sizes and cross-field rules of ``config`` and its nested configs (:data:`SIZE_BOUNDS`,
+    :data:`LIST_LENGTHS`); raises :class:`ConfigError` naming ``source``, the dotted key, the rule and the value.
+
+    ``load_config`` and ``from_dict`` call it; call it after changing a config in code (``dataclasses.replace``).
+    """
+    for f in dataclasses.fields(config):
+        if dataclasses.is_dataclass(getattr(config, f.name)):
+            check_config(getattr(config, f.name), source, f"{prefix}{f.name}.")
+    cls = type(config)
+    for name, length in LIST_LENGTHS.get(cls, {}).items():
+        value = getattr(config, name)
+        if value is not None and len(value) != length:
+            raise ConfigError(f"{source}: key '{prefix}{name}' needs {length} entries, got {len(value)} ({value})")
+    for name, (low, high, step) in SIZE_BOUNDS.get(cls, {}).items():
+        value = getattr(config, name)
+        for v in [] if value is None else value if isinstance(value, list) else [value]:
+            if not low <= v <= high or v % step:
+                multiple = f", a multiple of {step}" if step > 1 else ""
+                raise ConfigError(
+                    f"{source}: key '{prefix}{name}' must be in [{low}, {high}]{multiple}; got {value}"
+                )
+    broken = _broken_rule(config)
+    if broken:
+        raise ConfigError(f"{source}: key '{prefix}{broken[0]}' {broken[1]}")
+
+
 # --------------------------------------------------------------------------- YAML
+
+MAX_CONFIG_BYTES = 1 << 20
+"""A configuration is a few kilobytes; a larger file is the wrong file (and is not parsed)."""
 
 
 def load_config(path: str | os.PathLike, cls: type[T]) -> T:
-    """Read ``path`` (YAML) into an instance of dataclass ``cls``.
+    """Read ``path`` (YAML, UTF-8) into an instance of dataclass ``cls`` and check it (:func:`check_config`).
 
-    Missing keys take their defaults; unknown keys and wrong types raise :class:`ConfigError`
-    naming the file, the dotted key and the expected type.
+    Missing keys take their defaults. Raises :class:`ConfigError` naming the file and the fix for: a missing or
+    unreadable file, a file over :data:`MAX_CONFIG_BYTES`, text that is not UTF-8 or not YAML, nesting too deep
+    to parse, an unknown key, a wrong type (key and expected type named), a non-finite number or a size out of
+    bounds.
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,d} bytes is not a configuration file "
+                              f"(those are a few KB, at most {MAX_CONFIG_BYTES:,d}); check the path")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise ConfigError(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a YAML file; give the .yaml file inside it") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                          "save it as UTF-8 YAML") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return from_dict(cls, raw, source=str(path))
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a configuration; check the file's structure") from None
+    return from_dict(cls, {} if raw is None else raw, source=str(path))
 
 
 def from_dict(cls: type[T], raw: Any, source: str = "<dict>", prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a plain mapping, checking every key and type."""
+    """Build dataclass ``cls`` from a plain mapping, checking every key, type and (at the top) the bounds.
+
+    Raises :class:`ConfigError` naming ``source`` and the dotted key.
+    """
     where = prefix.rstrip(".") or "<top level>"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {where} must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{source}: {where} must be a mapping of keys to values, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(str(k) for k in raw if k not in known)
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key '{prefix}{unknown[0]}' in {cls.__name__} "
+            f"{source}: unknown key '{prefix}{unknown[0][:60]}' in {cls.__name__} "
             f"(known keys: {', '.join(sorted(known))})"
         )
     values = {name: _coerce(hints[name], raw[name], source, f"{prefix}{name}") for name in raw}
-    return cls(**values)
+    try:
+        config = cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+    if not prefix:
+        check_config(config, source)
+    return config
 
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a message stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
@@ -306,21 +430,23 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
                 return _coerce(arg, value, source, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{source}: key '{key}' expects {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{source}: key '{key}' expects {_type_name(tp)}, got {_show(value)}")
     if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{source}: key '{key}' expects one of {list(args)}, got {value!r}")
+        if not any(type(value) is type(a) and value == a for a in args):
+            raise ConfigError(f"{source}: key '{key}' expects one of {list(args)}, got {_show(value)}")
         return value
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: key '{key}' expects a list, got {type(value).__name__}")
         return [_coerce(args[0], v, source, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+    if tp is float and type(value) in (int, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: key '{key}' expects a finite number, got {value}")
         return float(value)
     if tp in (int, float, str, bool) and type(value) is tp:
         return value
     raise ConfigError(
-        f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} ({value!r})"
+        f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} ({_show(value)})"
     )
 
 

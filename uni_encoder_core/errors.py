@@ -14,3 +14,7 @@ class UserError(Exception):
 
 class OutputExistsError(UserError, FileExistsError):
     """An output path already holds something that a write would replace or mix with."""
+
+
+class UsageError(UserError, ValueError):
+    """A command-line argument is out of range or names something that does not exist."""

@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = argv[1:] if debug else argv
     parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
-        parser.print_help(sys.stderr if argv else sys.stdout)
-        return 0 if not argv or argv[0] in ("-h", "--help") else EXIT_BAD_INPUT
+        asked = not argv or argv[0] in ("-h", "--help")
+        parser.print_help(sys.stdout if asked else sys.stderr)
+        return 0 if asked else EXIT_BAD_INPUT
     name = argv[0]
     module = importlib.import_module(f"uni_encoder_core.commands.{name}")
     sub = argparse.ArgumentParser(prog=f"uni-encoder {name}", description=COMMANDS[name])

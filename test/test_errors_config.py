@@ -71,7 +71,8 @@ def test_size_not_divisible_by_32_is_refused_at_init(tmp_path, capsys):
     ("depth:\n  channels: [8, 8, 16, 16]\n", "key 'depth.channels' needs 5 entries, got 4"),
     ("depth:\n  min_depth: 200.0\n", "key 'depth.min_depth' needs 0 < min_depth < max_depth, got 200.0 and 100.0"),
     ("depth:\n  max_depth: .inf\n", "key 'depth.max_depth' expects a finite number, got inf"),
-    ("encoder:\n  embed_dim: 24\n  num_heads: [1, 2, 5, 6]\n", "stage 2 width 96 (embed_dim * 2^2) is not divisible by its 5 heads"),
+    ("encoder:\n  embed_dim: 24\n  num_heads: [1, 2, 5, 6]\n",
+     "stage 2 width 96 (embed_dim * 2^2) is not divisible by its 5 heads"),
     ("pose:\n  head_channels: 100000\n", "key 'pose.head_channels' must be in [1, 2048]; got 100000"),
 ])
 def test_sizes_out_of_bounds_name_the_key_and_the_range(tmp_path, capsys, extra, message):

@@ -5,16 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from uni_encoder_core import config
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import (
-    MAX_CONFIG_BYTES,
-    SIZE_BOUNDS,
-    ConfigError,
-    DataConfig,
-    ModelConfig,
-    check_config,
-    load_config,
-)
+from uni_encoder_core.config import MAX_CONFIG_BYTES, ConfigError, DataConfig, ModelConfig, load_config
+from uni_encoder_core.config_bounds import LIST_LENGTHS, SIZE_BOUNDS, check_config
 from uni_encoder_core.models.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +127,8 @@ def test_shipped_configs_are_within_bounds_and_every_bound_names_a_field():
     for name in ("tiny", "swin_t"):
         check_config(load_config(ROOT / "config" / "model" / f"{name}.yaml", ModelConfig))
     check_config(ModelConfig())
-    for cls, bounds in SIZE_BOUNDS.items():
-        names = {f for f in cls.__dataclass_fields__}
-        assert set(bounds) <= names, (cls.__name__, set(bounds) - names)
+    for table in (SIZE_BOUNDS, LIST_LENGTHS):
+        for name, bounds in table.items():
+            fields = set(getattr(config, name).__dataclass_fields__)
+            assert set(bounds) <= fields, (name, set(bounds) - fields)
     check_config(DataConfig())  # configs without bounds pass through

@@ -12,7 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from uni_encoder_core.config import ConfigError, ModelConfig, check_config, load_config
+from uni_encoder_core.config import ConfigError, ModelConfig, load_config
+from uni_encoder_core.config_bounds import check_config
 from uni_encoder_core.models.checkpoint import ZIP_MAGIC, CheckpointError, load_checkpoint, save_checkpoint
 from uni_encoder_core.models.unified import UniEncoder
 

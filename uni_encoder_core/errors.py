@@ -18,3 +18,7 @@ class OutputExistsError(UserError, FileExistsError):
 
 class UsageError(UserError, ValueError):
     """A command-line argument is out of range or names something that does not exist."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration file or value does not match its schema; the message names the file, the key and the fix."""

@@ -148,6 +148,26 @@ class ModelConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-split augmentations (``uni_encoder_core.data.augment``); all frames of a sample share one draw.
+
+    ``flip_probability``: horizontal flip (intrinsics, pose, scene flow and steering sign mirrored with it);
+    ``jitter_probability`` with ``brightness``/``contrast``/``saturation`` factors drawn from ``[1 - x, 1 + x]``
+    and a ``hue`` shift from ``[-hue, hue]`` (turns); ``shadow_probability``: lane keeping only, a random dark
+    polygon over the whole window.
+    """
+
+    enabled: bool = True
+    flip_probability: float = 0.5
+    jitter_probability: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.1
+    shadow_probability: float = 0.5
+
+
+@dataclass
 class DataConfig:
     """Where the training/evaluation data comes from and how it is shaped."""
 
@@ -161,6 +181,16 @@ class DataConfig:
     num_workers: int = 0
     seed: int = 0
     synthetic_frames: int = 256
+    # Real data sets (uni_encoder_core.data.cityscapes / kitti / lane_keeping). crop_bottom applies to cityscapes
+    # and lane_keeping; KITTI images are resized whole (Eigen protocol). split_file may hold "{split}" (replaced
+    # by train, val or test). Lane keeping: windows of `window` frames every `window_stride` frames; each
+    # recording is cut into `num_folds` contiguous chunks, chunk `fold` is the val split, the others train.
+    window: int = 16
+    window_stride: int = 1
+    num_folds: int = 10
+    fold: int = 0
+    standardize: bool = False  # lane_keeping: per-image whitening (the original protocol's CNNs)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 # --------------------------------------------------------------------------- losses
@@ -235,21 +265,52 @@ class StageConfig:
 # --------------------------------------------------------------------------- inference
 
 
+def described(default: Any = dataclasses.MISSING, description: str = "", **kwargs: Any) -> Any:
+    """A dataclass field carrying a user-facing ``description`` (units first), e.g. for a ROS parameter."""
+    return field(default=default, metadata={"description": description}, **kwargs)
+
+
 @dataclass
 class PipelineConfig:
-    """Per-frame inference pipeline settings (shared by the ROS node and the CLI)."""
+    """Per-frame inference pipeline settings (shared by the ROS node and the CLI).
 
-    checkpoint: str = ""
-    device: str = "cpu"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    segmentation_tasks: list[str] = field(default_factory=lambda: ["panoptic"])
-    crop_bottom: float = 0.0
-    metric_scale: bool = False
-    camera_height: float = 1.5
-    max_ground_tilt: float = 30.0  # deg; a ground fit tilted further from the camera's vertical gives no scale
-    max_frame_gap: float = 0.5  # s; a larger gap resets the temporal window
-    wheelbase: float = 2.7  # m
-    warmup_frames: int = 2
+    Each field is also a parameter of the ROS node, with the field's default and description.
+    """
+
+    checkpoint: str = described("", "model checkpoint file (.pt) loaded at configure")
+    device: str = described("cpu", "torch device: cpu, cuda, cuda:1, ...")
+    precision: Literal["fp32", "fp16", "bf16"] = described("fp32", "fp32, fp16 or bf16 (autocast)")
+    segmentation_tasks: list[str] = described(
+        description="OneFormer tasks to run: any of panoptic, semantic, instance",
+        default_factory=lambda: ["panoptic"],
+    )
+    crop_bottom: float = described(
+        0.0, "fraction of image rows removed at the bottom before inference (Cityscapes: 0.25)"
+    )
+    metric_scale: bool = described(
+        False, "scale depth/odometry/flow to metres from a ground-plane fit and camera_height"
+    )
+    camera_height: float = described(1.5, "m above the ground, for metric scale")
+    max_ground_tilt: float = described(
+        30.0, "deg; a ground-plane fit tilted further from the camera's vertical gives no scale"
+    )
+    max_frame_gap: float = described(0.5, "s; a larger gap between stamps restarts the temporal window")
+    wheelbase: float = described(2.7, "m; steering angle = atan(wheelbase * curvature)")
+    warmup_frames: int = described(2, "random frames run through the model when it is loaded (kernels, allocator)")
+
+
+def field_defaults(cls: type) -> dict[str, tuple[Any, str]]:
+    """``name -> (default, description)`` for every field of dataclass ``cls`` (fields made with :func:`described`).
+
+    Raises :class:`ConfigError` for a field without a description.
+    """
+    out = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("description"):
+            raise ConfigError(f"{cls.__name__}.{f.name} has no description")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        out[f.name] = (default, f.metadata["description"])
+    return out
 
 
 # --------------------------------------------------------------------------- YAML

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from uni_encoder_core.atomic_io import atomic_writer
-from uni_encoder_core.colour import caption, colour_depth, colour_image, colour_semantic, grid, text_panel
+from uni_encoder_core.colour import caption, colour_depth, colour_image, colour_semantic, fit, grid, text_panel
 from uni_encoder_core.config import DataConfig
 from uni_encoder_core.data.frames import DataError
 from uni_encoder_core.data.sources import build_dataset
@@ -57,21 +57,22 @@ def _colour_mask(mask: np.ndarray) -> np.ndarray:
     return np.repeat((mask > 0.5)[..., None], 3, axis=-1).astype(np.uint8) * 255
 
 
-def _maps(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+def _maps(arrays: dict[str, np.ndarray], height: int, width: int) -> list[np.ndarray]:
+    """Coloured label, depth, mask and flow maps, each resized to ``height x width`` and captioned."""
     maps = []
     for name, colour in (("depth", colour_depth), ("gt_depth", colour_depth), ("semantic", colour_semantic),
                          ("instance", _colour_ids), ("motion_mask", _colour_mask)):
         if name in arrays:
-            maps.append(caption(colour(np.squeeze(arrays[name])), name))
+            maps.append(caption(fit(colour(np.squeeze(arrays[name])), height, width), name))
     if "panoptic" in arrays:
-        maps.append(caption(colour_semantic(arrays["panoptic"] // 1000) // 2 + _colour_ids(arrays["panoptic"] % 1000)
-                            // 2, "panoptic"))
+        panoptic = colour_semantic(arrays["panoptic"] // 1000) // 2 + _colour_ids(arrays["panoptic"] % 1000) // 2
+        maps.append(caption(fit(panoptic, height, width), "panoptic"))
     if "scene_flow" in arrays:
         for offset, flow in zip(arrays.get("offsets", range(len(arrays["scene_flow"]))), arrays["scene_flow"]):
             if offset != 0:
                 speed = np.linalg.norm(flow, axis=0)  # coloured as an inverse depth would be: fast = bright
-                maps.append(caption(colour_depth(np.where(speed > 0, 1.0 / np.maximum(speed, 1e-6), 0.0)),
-                                    f"|scene flow| to {int(offset):+d}"))
+                inverse = colour_depth(np.where(speed > 0, 1.0 / np.maximum(speed, 1e-6), 0.0))
+                maps.append(caption(fit(inverse, height, width), f"|scene flow| to {int(offset):+d}"))
     return maps
 
 
@@ -96,9 +97,9 @@ def sample_panel(arrays: dict[str, np.ndarray], title: str) -> np.ndarray:
     frames = [caption(colour_image(image), f"offset {int(labels[i]):+d}" if labels is not None else f"frame {i}")
               for i, image in enumerate(images)]
     rows = [frames[i:i + FRAMES_PER_ROW] for i in range(0, len(frames), FRAMES_PER_ROW)]
-    maps = _maps(arrays)
-    rows += [maps[i:i + FRAMES_PER_ROW] for i in range(0, len(maps), FRAMES_PER_ROW)]
     height, width = frames[0].shape[:2]
+    maps = _maps(arrays, height, width)
+    rows += [maps[i:i + FRAMES_PER_ROW] for i in range(0, len(maps), FRAMES_PER_ROW)]
     text = _text(arrays, title)
     rows.append([text_panel(text, max(height, 14 * len(text) + 6), max(width, 2 * 160))])
     return _stack(rows)

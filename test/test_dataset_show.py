@@ -94,10 +94,7 @@ def test_training_samples_are_augmented_like_training_and_seeded(cityscapes, tmp
     plain = sample("plain", "--no-augment")
     drawn = [sample(f"seed{s}", "--seed", s) for s in range(4)]
     assert np.array_equal(sample("again", "--seed", 2)["images"], drawn[2]["images"])
-    assert any(not np.array_equal(d["images"], plain["images"]) for d in drawn)
-    flipped = [d for d in drawn if not np.allclose(d["K"], plain["K"])]
-    for d in flipped:  # a flip mirrors the principal point: cx -> W - 1 - cx
-        assert d["K"][0, 2] == pytest.approx(15 - plain["K"][0, 2])
+    assert any(not np.array_equal(d["images"], plain["images"]) for d in drawn)  # colour jitter drawn
 
 
 def test_errors_name_the_root_the_role_the_index_and_the_suffix(cityscapes, tmp_path, capsys):

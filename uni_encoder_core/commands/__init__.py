@@ -11,5 +11,7 @@ COMMANDS: dict[str, str] = {
     "synth": "render the synthetic driving world to disk (npz frames, contact sheet, optional rosbag2)",
     "bench": "measure inference and training cost side by side",
     "demo": "run the perception node on a synthetic camera stream",
+    "replay": "run rosbag2 recordings through the node's pipeline without ROS: output bag, report, plots",
+    "dataset": "build training data: 'from-bag' turns a rosbag2 recording into a lane-keeping HDF5 file",
 }
 """Command name (also its module name in this package) -> one-line help."""

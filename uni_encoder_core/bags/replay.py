@@ -22,7 +22,15 @@ import numpy as np
 from tqdm import tqdm
 
 from uni_encoder_core.bags.output_bag import OutputBagWriter
-from uni_encoder_core.bags.reader import CAMERA_INFO_TYPE, IMAGE_TYPES, BagReader, Rejected, usable_camera_info
+from uni_encoder_core.bags.reader import (
+    ACKERMANN_TYPE,
+    CAMERA_INFO_TYPE,
+    CURVATURE_TYPES,
+    IMAGE_TYPES,
+    BagReader,
+    Rejected,
+    usable_camera_info,
+)
 from uni_encoder_core.bags.steering import SteeringSeries, read_steering
 from uni_encoder_core.config import NodeConfig
 from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline, PerceptionResult, PipelineError
@@ -79,6 +87,19 @@ def output_messages(node: NodeConfig) -> OutputMessages:
     T_base_cam = camera_in_base(list(node.camera_xyz), list(node.camera_rpy))
     limiter = SteeringLimiter(node.max_steering_angle, node.max_steering_rate)
     return OutputMessages(T_base_cam, limiter, node.speed, node.odom_frame, node.base_frame)
+
+
+def check_bag(path: Path, cfg: ReplayConfig) -> None:
+    """Raise :class:`~uni_encoder_core.bags.reader.BagError` naming the bag when it is unreadable or lacks one of
+    ``cfg``'s topics (or has it with another type): checked for every bag before the model loads."""
+    with BagReader(path) as reader:
+        reader.require(cfg.image_topic, IMAGE_TYPES)
+        if cfg.camera_info_topic:
+            reader.require(cfg.camera_info_topic, (CAMERA_INFO_TYPE,))
+        if cfg.curvature_topic:
+            reader.require(cfg.curvature_topic, CURVATURE_TYPES)
+        if cfg.steering_topic:
+            reader.require(cfg.steering_topic, (ACKERMANN_TYPE,))
 
 
 def _camera_infos(reader: BagReader, topic: str | None) -> tuple[list[int], list[object]]:

@@ -74,8 +74,8 @@ def names(bags: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Replay every ``--bag``; returns the exit code (unreadable bags and bad settings exit with a message)."""
-    from uni_encoder_core.bags.reader import IMAGE_TYPES, BagError, BagReader
-    from uni_encoder_core.bags.replay import ReplayConfig, replay_bag
+    from uni_encoder_core.bags.reader import BagError
+    from uni_encoder_core.bags.replay import ReplayConfig, check_bag, replay_bag
     from uni_encoder_core.bags.replay_report import bag_summary, plot_panels, plot_steering, write_report
     from uni_encoder_core.inference.pipeline import PerceptionPipeline, PipelineError
     from uni_encoder_core.models.checkpoint import CheckpointError
@@ -86,9 +86,8 @@ def run(args: argparse.Namespace) -> int:
                        args.wheelbase, args.tolerance, args.steering_lambda)
     try:
         pipeline_cfg, node = settings(args)
-        for bag in args.bag:  # every bag readable before the model loads
-            with BagReader(bag) as reader:
-                reader.require(cfg.image_topic, IMAGE_TYPES)
+        for bag in args.bag:  # every bag readable, with every topic, before the model loads
+            check_bag(bag, cfg)
         pipeline = PerceptionPipeline(pipeline_cfg)
     except (BagError, ConfigError, CheckpointError, PipelineError) as exc:
         raise SystemExit(f"uni-encoder replay: {exc}") from None

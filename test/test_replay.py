@@ -16,7 +16,7 @@ from rosbags.rosbag2 import Reader
 
 from uni_encoder_core.bags.output_bag import OUTPUT_TYPES
 from uni_encoder_core.bags.reader import BagReader
-from uni_encoder_core.bags.steering import interpolate, match_stamps, read_steering
+from uni_encoder_core.bags.steering import read_steering
 from uni_encoder_core.bags.writer import typestore
 from uni_encoder_core.cli import main
 from uni_encoder_core.config import ConfigError, ModelConfig, load_config, load_node_parameters
@@ -197,9 +197,11 @@ def test_ackermann_steering_becomes_curvature_and_is_matched_by_stamp(bags):
         series = read_steering(reader, "/steer", WHEELBASE)
     np.testing.assert_allclose(series.curvature, np.tan(0.01 * np.arange(14)) / WHEELBASE)
     queries = np.array([T0 + 125_000_000, T0 + 700_000_000, T0 + 710_000_000])
-    matched, left, weight = match_stamps(series.stamps_ns, queries, 0.05)
-    assert matched.tolist() == [True, True, False]  # the last sample is at 0.65 s
-    np.testing.assert_allclose(interpolate(series.steering_angle, left, weight)[0], 0.025)
+    values = series.at(queries, 0.05)
+    assert values.matched.tolist() == [True, True, False]  # the last sample is at 0.65 s
+    np.testing.assert_allclose(values.steering_angle[:2], [0.025, 0.13])  # interpolated; the last one held
+    np.testing.assert_allclose(values.curvature[:2], np.tan([0.025, 0.13]) / WHEELBASE)
+    np.testing.assert_allclose(values.speed[:2], 3.0)
 
 
 def test_unreadable_or_missing_bags_fail_naming_the_bag(tmp_path, checkpoint, params):

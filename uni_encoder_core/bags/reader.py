@@ -37,12 +37,14 @@ class BagError(ValueError):
 @dataclass(frozen=True)
 class Rejected:
     """A message that was skipped: its ``topic``, ``index`` (0-based, in recording order on that topic), header
-    ``stamp`` (s, None when unknown) and the ``reason``."""
+    ``stamp`` (s, None when unknown), the ``reason`` and its ``kind``: ``unreadable`` (the content cannot be
+    decoded or used) or ``dropped`` (readable, but out of place: its stamp, its image size)."""
 
     topic: str
     index: int
     stamp: float | None
     reason: str
+    kind: str = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class BagReader:
                 stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec if header is not None else log_ns
                 if last is not None and stamp <= last:
                     self.rejected.append(Rejected(topic, index, stamp * 1e-9, f"stamp {stamp * 1e-9:.6f} s is not "
-                                                  f"after the previous one ({last * 1e-9:.6f} s)"))
+                                                  f"after the previous one ({last * 1e-9:.6f} s)", "dropped"))
                     continue
                 last = stamp
                 yield BagMessage(topic, conn.msgtype, index, stamp, msg)

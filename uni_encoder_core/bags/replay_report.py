@@ -9,6 +9,7 @@ the plain MSE and the weighted MSE of eq. 5 (``uni_encoder_core.eval.steering``)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from matplotlib.figure import Figure
 
 from uni_encoder_core.atomic_io import atomic_writer
 from uni_encoder_core.bags.replay import BagReplay, command_curvature, latency_stats
-from uni_encoder_core.bags.steering import interpolate, match_stamps
 from uni_encoder_core.eval.steering import mse, weighted_mse
 from uni_encoder_core.labels import PALETTE
 
@@ -31,10 +31,9 @@ def steering_scores(run: BagReplay, wheelbase: float, tolerance: float, lam: flo
     """
     if run.recorded is None:
         return None
-    stamps = np.asarray(run.prediction_stamps, np.int64)
-    matched, left, weight = match_stamps(run.recorded.stamps_ns, stamps, tolerance)
-    scores: dict[str, Any] = {"predictions": len(stamps), "matched": int(matched.sum()), "lambda": lam}
-    target = interpolate(run.recorded.curvature, left, weight)[matched] if len(run.recorded.curvature) else []
+    recorded = run.recorded.at(np.asarray(run.prediction_stamps, np.int64), tolerance)
+    matched, target = recorded.matched, recorded.curvature[recorded.matched]
+    scores: dict[str, Any] = {"predictions": len(matched), "matched": int(matched.sum()), "lambda": lam}
     for name, pred in (("head", np.asarray(run.head_curvature)),
                        ("command", command_curvature(run.command_angle, wheelbase))):
         ok = matched.any()
@@ -51,7 +50,7 @@ def bag_summary(run: BagReplay, wheelbase: float, tolerance: float, lam: float) 
         "latency": latency_stats(run.latencies),
         "steering": steering_scores(run, wheelbase, tolerance, lam),
         "resets": [{"stamp": s, "reason": r} for s, r in run.resets],
-        "rejected": [{"topic": r.topic, "index": r.index, "stamp": r.stamp, "reason": r.reason} for r in run.rejected],
+        "rejected": [dataclasses.asdict(r) for r in run.rejected],
     }
 
 

@@ -2,7 +2,8 @@
 
 Pairing rule: a query stamp is *matched* when the nearest steering sample lies within ``tolerance`` seconds;
 its value is then linearly interpolated between the two samples around it (the nearest sample's value before
-the first or after the last sample, or at an exact stamp).
+the first or after the last sample, or at an exact stamp). Ackermann topics interpolate the steering angle and
+derive the curvature from it, ``tan(angle) / wheelbase``, so that the two always agree.
 """
 
 from __future__ import annotations
@@ -16,14 +17,39 @@ from uni_encoder_core.bags.reader import ACKERMANN_TYPE, CURVATURE_TYPES, BagRea
 
 
 @dataclass
+class SteeringValues:
+    """Steering at M query stamps: ``matched`` bool M; ``curvature`` float64 M (1/m, NaN where unmatched);
+    ``steering_angle`` (rad) and ``speed`` (m/s) float64 M for Ackermann topics, else None."""
+
+    matched: np.ndarray
+    curvature: np.ndarray
+    steering_angle: np.ndarray | None = None
+    speed: np.ndarray | None = None
+
+
+@dataclass
 class SteeringSeries:
     """Steering labels of one topic in stamp order: ``stamps_ns`` int64 N, ``curvature`` float64 N (1/m,
-    + = left); ``steering_angle`` (rad) and ``speed`` (m/s) float64 N for Ackermann topics, else None."""
+    + = left); ``steering_angle`` (rad) and ``speed`` (m/s) float64 N and the ``wheelbase`` (m) for Ackermann
+    topics, else None."""
 
     stamps_ns: np.ndarray
     curvature: np.ndarray
     steering_angle: np.ndarray | None = None
     speed: np.ndarray | None = None
+    wheelbase: float | None = None
+
+    def at(self, queries_ns: np.ndarray, tolerance: float) -> SteeringValues:
+        """The labels at ``queries_ns`` (int64 M) under the module's pairing rule."""
+        matched, left, weight = match_stamps(self.stamps_ns, queries_ns, tolerance)
+        if not matched.any():
+            return SteeringValues(matched, np.full(len(matched), np.nan))
+        if self.steering_angle is None:
+            curvature = interpolate(self.curvature, left, weight)
+            return SteeringValues(matched, np.where(matched, curvature, np.nan))
+        angle = np.where(matched, interpolate(self.steering_angle, left, weight), np.nan)
+        speed = np.where(matched, interpolate(self.speed, left, weight), np.nan)
+        return SteeringValues(matched, np.tan(angle) / self.wheelbase, angle, speed)
 
 
 def read_steering(reader: BagReader, topic: str, wheelbase: float | None = None) -> SteeringSeries:
@@ -48,6 +74,7 @@ def read_steering(reader: BagReader, topic: str, wheelbase: float | None = None)
     if msgtype == ACKERMANN_TYPE:
         series.steering_angle = np.array([s.steering_angle for s in samples], np.float64)
         series.speed = np.array([s.speed for s in samples], np.float64)
+        series.wheelbase = wheelbase
     return series
 
 

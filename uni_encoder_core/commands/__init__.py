@@ -7,6 +7,7 @@ is instant. To add a command, write ``commands/<name>.py`` and add one line here
 
 COMMANDS: dict[str, str] = {
     "init": "write a randomly initialised checkpoint and count its parameters",
+    "train": "train one stage from a recipe (training/configs/*.yaml); resumable, also under torchrun",
     "export": "export the per-frame inference path to ONNX and check it with ONNX Runtime",
     "synth": "render the synthetic driving world to disk (npz frames, contact sheet, optional rosbag2)",
     "bench": "measure inference and training cost side by side",

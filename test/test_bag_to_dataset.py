@@ -4,6 +4,7 @@ numbers), RGB in the file, the report of unreadable / dropped / unmatched messag
 the lane-keeping loader."""
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -94,7 +95,7 @@ def test_the_file_reads_back_through_the_lane_keeping_loader(converted):
     np.testing.assert_allclose(window.curvature.numpy(), k[1:3], rtol=1e-6)
 
 
-def test_jpeg_with_ackermann_steering_from_sqlite3(tmp_path):
+def test_jpeg_with_ackermann_steering_from_sqlite3(tmp_path, capsys):
     angles = np.float32(0.02 * np.arange(14) - 0.1).astype(np.float64)
     speeds = np.float32(5 + 0.1 * np.arange(14)).astype(np.float64)
     msgs = [("/drive", "ackermann_msgs/msg/AckermannDriveStamped", T0 + 50 * MS * i,
@@ -105,9 +106,12 @@ def test_jpeg_with_ackermann_steering_from_sqlite3(tmp_path):
     out = tmp_path / "jpeg.h5"
     args = ["dataset", "from-bag", "--bag", str(bag), "--image-topic", "/cam/compressed", "--steering-topic",
             "/drive", "--out", str(out)]
-    with pytest.raises(SystemExit, match="needs a positive wheelbase"):
-        main(args)
+    assert main(args) == 2
+    assert "an Ackermann steering topic needs a positive wheelbase (m, --wheelbase)" in capsys.readouterr().err
     assert main([*args, "--wheelbase", str(WHEELBASE)]) == 0
+    assert main([*args, "--wheelbase", str(WHEELBASE)]) == 2  # the file exists
+    assert f"{out}: exists already; choose another --out or replace it with --overwrite" in capsys.readouterr().err
+    assert main([*args, "--wheelbase", str(WHEELBASE), "--overwrite"]) == 0
     with h5py.File(out) as fh:
         images, k, angle, speed = (fh[n][:] for n in ("images", "curvature", "steering_angle", "speed"))
         assert fh.attrs["wheelbase"] == WHEELBASE and fh["steering_angle"].attrs["unit"] == "rad"
@@ -119,11 +123,11 @@ def test_jpeg_with_ackermann_steering_from_sqlite3(tmp_path):
     read_labels(out)
 
 
-def test_no_pairable_image_writes_nothing(tmp_path):
+def test_no_pairable_image_writes_nothing(tmp_path, capsys):
     msgs = [("/curv", "std_msgs/msg/Float64", T0, curvature(0.01)),
             ("/cam", "sensor_msgs/msg/Image", T0 + 10**9, image(T0 + 10**9, picture(0)))]
     bag = write_bag(tmp_path / "far", "mcap", msgs)
-    with pytest.raises(SystemExit, match=r"far: no image on '/cam' could be paired .* nothing written"):
-        main(["dataset", "from-bag", "--bag", str(bag), "--image-topic", "/cam", "--curvature-topic", "/curv",
-              "--out", str(tmp_path / "x.h5")])
+    assert main(["dataset", "from-bag", "--bag", str(bag), "--image-topic", "/cam", "--curvature-topic", "/curv",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    assert re.search(r"far: no image on '/cam' could be paired .* nothing written", capsys.readouterr().err)
     assert list(tmp_path.glob("*.h5")) == [] and list(tmp_path.glob(".*")) == []

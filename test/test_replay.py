@@ -91,7 +91,8 @@ def params(tmp_path_factory):
 
 def replay(out, checkpoint, params, *bag_args):
     torch.set_num_threads(1)
-    args = ["replay", *bag_args, "--checkpoint", str(checkpoint), "--config", str(params), "--out", str(out)]
+    args = ["--debug", "replay", *bag_args, "--checkpoint", str(checkpoint), "--config", str(params), "--out",
+            str(out)]
     assert main(args) == 0
     return json.loads((out / "report.json").read_text())
 
@@ -204,18 +205,21 @@ def test_ackermann_steering_becomes_curvature_and_is_matched_by_stamp(bags):
     np.testing.assert_allclose(values.speed[:2], 3.0)
 
 
-def test_unreadable_or_missing_bags_fail_naming_the_bag(tmp_path, checkpoint, params):
+def test_unreadable_or_missing_bags_fail_naming_the_bag(tmp_path, checkpoint, params, capsys, run_a):
     broken = tmp_path / "broken.mcap"
     broken.write_bytes(b"\x89MCAP0\r\n" + b"garbage" * 10)
     bad_dir = tmp_path / "bad_dir"
     bad_dir.mkdir()
     (bad_dir / "metadata.yaml").write_text("rosbag2_bagfile_information: {version: 8}\n")
-    for bag in (broken, bad_dir, tmp_path / "absent"):
-        with pytest.raises(SystemExit) as err:
-            main(["replay", "--bag", str(bag), "--checkpoint", str(checkpoint), "--image-topic", "/cam/image",
-                  "--out", str(tmp_path / "out")])
-        assert str(bag) in str(err.value)
+    for bag, problem in ((broken, "not a readable rosbag2 bag"), (bad_dir, "not a readable rosbag2 bag"),
+                         (tmp_path / "absent", "no such bag")):
+        assert main(["replay", "--bag", str(bag), "--checkpoint", str(checkpoint), "--image-topic", "/cam/image",
+                     "--out", str(tmp_path / "out")]) == 2
+        assert capsys.readouterr().err.startswith(f"uni-encoder replay: {bag}: {problem}")
     assert not (tmp_path / "out").exists()
+    assert main(["replay", "--bag", str(broken), "--checkpoint", str(checkpoint), "--image-topic", "/cam/image",
+                 "--out", str(run_a[0])]) == 2  # a previous replay is never mixed with a new one
+    assert "output directory is not empty" in capsys.readouterr().err
 
 
 def test_parameter_file_blocks_and_the_node_output_topics(tmp_path):

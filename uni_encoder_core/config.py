@@ -386,16 +386,11 @@ def load_node_parameters(path: str | os.PathLike, node: str = "perception_node")
     Raises :class:`ConfigError` naming the file for unreadable YAML, no such block, or an unknown parameter or
     wrong type (naming the key).
     """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path)
     block = next((raw[k] for k in (node, f"/{node}", "/**") if isinstance(raw, dict) and k in raw), None)
     if not isinstance(block, dict) or not isinstance(block.get("ros__parameters"), dict):
-        raise ConfigError(f"{path}: no '{node}:' or '/**:' block with 'ros__parameters:'")
+        raise ConfigError(f"{path}: no '{node}:' or '/**:' block with 'ros__parameters:'; give the node's "
+                          "parameter file (config/perception.yaml)")
     params = block["ros__parameters"]
     pipeline_keys = {f.name for f in dataclasses.fields(PipelineConfig)}
     node_params = {k: v for k, v in params.items() if k not in pipeline_keys}

@@ -23,6 +23,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.serde import SerdeError
 
 from uni_encoder_core.bags.writer import typestore
+from uni_encoder_core.errors import UserError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CURVATURE_TYPES = ("std_msgs/msg/Float32", "std_msgs/msg/Float64")
@@ -30,8 +31,8 @@ ACKERMANN_TYPE = "ackermann_msgs/msg/AckermannDriveStamped"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
-class BagError(ValueError):
-    """A bag cannot be read, or lacks a topic of a usable type; the text names the bag and the problem."""
+class BagError(UserError, ValueError):
+    """A bag cannot be read, or lacks a topic of a usable type; the text names the bag, the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,13 @@ class BagReader:
         self.store = typestore()
         self.rejected: list[Rejected] = []
         if not self.path.exists():
-            raise BagError(f"{self.path}: no such bag (a rosbag2 directory, or a .mcap / .db3 file)")
+            raise BagError(f"{self.path}: no such bag; give a rosbag2 directory or its .mcap / .db3 file")
         try:
             self._reader = Reader(self.path)
             self._reader.open()
         except Exception as exc:  # rosbags raises its own errors, sqlite3/yaml/mcap ones and KeyErrors
-            raise BagError(f"{self.path}: not a readable rosbag2 bag ({type(exc).__name__}: {exc})") from None
+            raise BagError(f"{self.path}: not a readable rosbag2 bag ({type(exc).__name__}: {exc}); give a rosbag2 "
+                           "directory (metadata.yaml + storage files) or an intact .mcap / .db3 file") from None
         self.topics: dict[str, str] = {c.topic: c.msgtype for c in self._reader.connections}
 
     def __enter__(self) -> BagReader:
@@ -97,10 +99,10 @@ class BagReader:
         """The type of ``topic``; raises :class:`BagError` when it is absent or of none of ``msgtypes``."""
         if topic not in self.topics:
             listing = ", ".join(f"{t} ({m})" for t, m in sorted(self.topics.items())) or "none"
-            raise BagError(f"{self.path}: no topic '{topic}' (topics: {listing})")
+            raise BagError(f"{self.path}: no topic '{topic}'; choose one of: {listing}")
         if self.topics[topic] not in msgtypes:
             raise BagError(f"{self.path}: topic '{topic}' has type {self.topics[topic]}, expected one of "
-                           f"{', '.join(msgtypes)}")
+                           f"{', '.join(msgtypes)}; check the topic option")
         return self.topics[topic]
 
     def messages(self, topic: str) -> Iterator[BagMessage]:
@@ -127,7 +129,7 @@ class BagReader:
             raise
         except Exception as exc:  # a storage file cut short while iterating
             raise BagError(f"{self.path}: storage unreadable while reading '{topic}' "
-                           f"({type(exc).__name__}: {exc})") from None
+                           f"({type(exc).__name__}: {exc}); the recording is damaged") from None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from uni_encoder_core.bags.reader import ACKERMANN_TYPE, CURVATURE_TYPES, BagReader, Rejected, decode_steering
+from uni_encoder_core.errors import UsageError
 
 
 @dataclass
@@ -56,12 +57,12 @@ def read_steering(reader: BagReader, topic: str, wheelbase: float | None = None)
     """Every usable label on ``topic`` (Float32/Float64 curvature, or Ackermann with ``wheelbase`` in m).
 
     Unusable messages join ``reader.rejected``. Raises :class:`~uni_encoder_core.bags.reader.BagError` when the
-    topic is missing or of another type, and ``ValueError`` for an Ackermann topic without a positive wheelbase.
+    topic is missing or of another type, and ``UsageError`` for an Ackermann topic without a positive wheelbase.
     """
     msgtype = reader.require(topic, (*CURVATURE_TYPES, ACKERMANN_TYPE))
     if msgtype == ACKERMANN_TYPE and (wheelbase is None or not wheelbase > 0):
-        raise ValueError(f"'{topic}' is {ACKERMANN_TYPE}: give the vehicle's wheelbase (m) to turn angles into "
-                         f"curvature, got {wheelbase}")
+        raise UsageError(f"'{topic}' is {ACKERMANN_TYPE}: give the vehicle's wheelbase (m, --wheelbase) to turn "
+                         f"angles into curvature, got {wheelbase}")
     stamps, samples = [], []
     for message in tqdm(reader.messages(topic), total=reader.count(topic), desc=topic, unit="msg", leave=False):
         try:

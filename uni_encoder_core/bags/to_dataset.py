@@ -29,13 +29,15 @@ from uni_encoder_core.atomic_io import atomic_writer
 from uni_encoder_core.bags.reader import IMAGE_TYPES, BagError, BagReader, Rejected
 from uni_encoder_core.bags.steering import read_steering
 from uni_encoder_core.data.lane_keeping import FORMAT, UNITS, VERSION
+from uni_encoder_core.errors import UsageError
 from uni_encoder_core.messages.images import ImageError, image_to_rgb8
 
 
 @dataclass
 class FromBagConfig:
     """``image_topic``; ``curvature_topic`` or ``steering_topic`` (Ackermann, with ``wheelbase`` in m);
-    ``tolerance`` (s): the farthest a steering sample may be from an image's stamp."""
+    ``tolerance`` (s): the farthest a steering sample may be from an image's stamp. Inconsistent settings raise
+    ``UsageError``."""
 
     image_topic: str
     curvature_topic: str | None = None
@@ -45,11 +47,12 @@ class FromBagConfig:
 
     def __post_init__(self) -> None:
         if (self.curvature_topic is None) == (self.steering_topic is None):
-            raise ValueError("give exactly one of a curvature topic and an Ackermann steering topic")
+            raise UsageError("give exactly one of a curvature topic and an Ackermann steering topic")
         if self.steering_topic is not None and not (self.wheelbase and self.wheelbase > 0):
-            raise ValueError(f"an Ackermann steering topic needs a positive wheelbase (m), got {self.wheelbase}")
+            raise UsageError(f"an Ackermann steering topic needs a positive wheelbase (m, --wheelbase), "
+                             f"got {self.wheelbase}")
         if self.tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0 s, got {self.tolerance}")
+            raise UsageError(f"tolerance must be >= 0 s, got {self.tolerance}")
 
 
 @dataclass
@@ -125,7 +128,7 @@ def bag_to_dataset(bag: str | Path, cfg: FromBagConfig, out: str | Path) -> Conv
                     columns["speed"].append(float(label.speed[0]))
             if not stamps:
                 raise BagError(f"{bag}: no image on '{cfg.image_topic}' could be paired with a steering label "
-                               f"(tolerance {cfg.tolerance} s); nothing written")
+                               f"(tolerance {cfg.tolerance} s); nothing written; check the topics or raise --tolerance")
             _labels(fh, "timestamps", stamps)
             for name, values in columns.items():
                 if values:

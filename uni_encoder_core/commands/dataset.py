@@ -1,7 +1,8 @@
 """``uni-encoder dataset ACTION``: build and inspect training data; one entry of :data:`ACTIONS` per action.
 
 ``from-bag`` turns a rosbag2 recording into a lane-keeping HDF5 file (``docs/data_formats.md``) and writes its
-report beside it (``FILE.report.json``: unreadable, dropped and unmatched messages).
+report beside it (``FILE.report.json``: unreadable, dropped and unmatched messages); an existing file is
+replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from uni_encoder_core.atomic_io import atomic_writer
+from uni_encoder_core.errors import OutputExistsError
 
 
 class Action(NamedTuple):
@@ -33,20 +35,25 @@ def add_from_bag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wheelbase", type=float, help="m; Ackermann angle -> curvature = tan(angle) / wheelbase")
     parser.add_argument("--tolerance", type=float, default=0.05,
                         help="s; farthest steering sample from an image's stamp (default 0.05)")
-    parser.add_argument("--out", required=True, type=Path, help="HDF5 file to write (.h5; replaced atomically)")
+    parser.add_argument("--out", required=True, type=Path, help="HDF5 file to write (.h5)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file and its report")
 
 
 def run_from_bag(args: argparse.Namespace) -> int:
-    """Convert ``--bag`` into ``--out`` and write ``<out>.report.json``."""
-    from uni_encoder_core.bags.reader import BagError
+    """Convert ``--bag`` into ``--out`` and write ``<out>.report.json``.
+
+    Raises ``OutputExistsError`` for an existing ``--out`` without ``--overwrite``, ``UsageError`` for
+    inconsistent options and ``BagError`` naming an unreadable bag, a missing topic or a recording without one
+    labelled image.
+    """
     from uni_encoder_core.bags.to_dataset import FromBagConfig, bag_to_dataset
 
-    try:
-        cfg = FromBagConfig(args.image_topic, args.curvature_topic, args.steering_topic, args.wheelbase,
-                            args.tolerance)
-        report = bag_to_dataset(args.bag, cfg, args.out)
-    except (BagError, ValueError) as exc:
-        raise SystemExit(f"uni-encoder dataset from-bag: {exc}") from None
+    if args.out.is_dir():
+        raise OutputExistsError(f"{args.out}: is a directory; --out names the HDF5 file, e.g. {args.out / 'rec.h5'}")
+    if args.out.exists() and not args.overwrite:
+        raise OutputExistsError(f"{args.out}: exists already; choose another --out or replace it with --overwrite")
+    cfg = FromBagConfig(args.image_topic, args.curvature_topic, args.steering_topic, args.wheelbase, args.tolerance)
+    report = bag_to_dataset(args.bag, cfg, args.out)
     with atomic_writer(args.out.with_suffix(".report.json"), "w") as fh:
         json.dump(report.to_dict(), fh, indent=2)
     print(report.summary() + f"; report {args.out.with_suffix('.report.json')}")

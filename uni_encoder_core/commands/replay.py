@@ -1,21 +1,19 @@
 """``uni-encoder replay``: run recordings (rosbag2, MCAP or SQLite3) through the node's pipeline without ROS.
 
-Layout of ``--out DIR`` (built beside it and moved into place when complete): ``report.md`` and ``report.json``
-over every bag, and per bag ``<name>/bag/`` (the output rosbag2, MCAP, with the node's topics), ``<name>/steering.png``
-(predicted and recorded curvature over time) and ``<name>/frames.png`` (sampled frames and their outputs).
+Layout of ``--out DIR`` (built beside it and moved into place when complete; a non-empty one needs
+``--overwrite``): ``report.md`` and ``report.json`` over every bag, and per bag ``<name>/bag/`` (the output
+rosbag2, MCAP, with the node's topics), ``<name>/steering.png`` (predicted and recorded curvature over time) and
+``<name>/frames.png`` (sampled frames and their outputs).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-from uni_encoder_core.config import ConfigError, LossConfig, NodeConfig, PipelineConfig, load_node_parameters
+from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
+from uni_encoder_core.config import LossConfig, NodeConfig, PipelineConfig, load_node_parameters
+from uni_encoder_core.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,24 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path,
                         help="the node's parameter file (config/perception.yaml) for pipeline and message settings")
     parser.add_argument("--out", type=Path, default=Path("results/replay"),
-                        help="output directory (new or empty; default results/replay)")
-
-
-@contextlib.contextmanager
-def staged(out: Path) -> Iterator[Path]:
-    """A hidden directory beside ``out`` to build into; renamed to ``out`` (new or empty) when the body succeeds."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SystemExit(f"uni-encoder replay: {out} exists and is not an empty directory; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        yield staging
-        if out.exists():
-            out.rmdir()
-        os.rename(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                        help="output directory (default results/replay)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
 
 def settings(args: argparse.Namespace) -> tuple[PipelineConfig, NodeConfig]:
@@ -73,35 +55,35 @@ def names(bags: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replay every ``--bag``; returns the exit code (unreadable bags and bad settings exit with a message)."""
-    from uni_encoder_core.bags.reader import BagError
+    """Replay every ``--bag``; returns the exit code.
+
+    Raises, before the model loads: ``UsageError`` for inconsistent options, ``OutputExistsError`` for a non-empty
+    ``--out`` without ``--overwrite``, ``BagError`` naming an unreadable bag or a missing topic, ``ConfigError``
+    for a bad ``--config``; then ``CheckpointError`` / ``PipelineError`` from the model.
+    """
     from uni_encoder_core.bags.replay import ReplayConfig, check_bag, replay_bag
     from uni_encoder_core.bags.replay_report import bag_summary, plot_panels, plot_steering, write_report
-    from uni_encoder_core.inference.pipeline import PerceptionPipeline, PipelineError
-    from uni_encoder_core.models.checkpoint import CheckpointError
+    from uni_encoder_core.inference.pipeline import PerceptionPipeline
 
     if args.steering_topic and not (args.wheelbase and args.wheelbase > 0):
-        raise SystemExit("uni-encoder replay: --steering-topic (Ackermann angles) needs --wheelbase > 0 (m)")
+        raise UsageError("--steering-topic (Ackermann angles) needs --wheelbase > 0 (m)")
+    if args.tolerance < 0:
+        raise UsageError(f"--tolerance must be >= 0 s, got {args.tolerance}")
     cfg = ReplayConfig(args.image_topic, args.camera_info_topic, args.curvature_topic, args.steering_topic,
                        args.wheelbase, args.tolerance, args.steering_lambda)
-    try:
-        pipeline_cfg, node = settings(args)
-        for bag in args.bag:  # every bag readable, with every topic, before the model loads
-            check_bag(bag, cfg)
-        pipeline = PerceptionPipeline(pipeline_cfg)
-    except (BagError, ConfigError, CheckpointError, PipelineError) as exc:
-        raise SystemExit(f"uni-encoder replay: {exc}") from None
+    check_output_directory(args.out, args.overwrite)
+    pipeline_cfg, node = settings(args)
+    for bag in args.bag:  # every bag readable, with every topic, before the model loads
+        check_bag(bag, cfg)
+    pipeline = PerceptionPipeline(pipeline_cfg)
     setup = {"checkpoint": args.checkpoint, "config": str(args.config) if args.config else "defaults",
              "image_topic": cfg.image_topic, "steering_topic": cfg.curvature_topic or cfg.steering_topic,
              "device": pipeline_cfg.device, "precision": pipeline_cfg.precision}
     summaries = []
-    with staged(args.out) as out:
+    with atomic_directory(args.out, args.overwrite) as out:
         for bag, name in zip(args.bag, names(args.bag)):
             (out / name).mkdir()
-            try:
-                result = replay_bag(bag, pipeline, node, cfg, out / name / "bag")
-            except (BagError, ValueError) as exc:
-                raise SystemExit(f"uni-encoder replay: {exc}") from None
+            result = replay_bag(bag, pipeline, node, cfg, out / name / "bag")
             result.output = args.out / name / "bag"
             summaries.append(bag_summary(result, pipeline_cfg.wheelbase, cfg.tolerance, cfg.steering_lambda))
             plot_steering(result, pipeline_cfg.wheelbase, out / name / "steering.png")

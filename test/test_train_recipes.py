@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from uni_encoder_core.config import ConfigError, DataConfig, LossConfig, ModelConfig, ScheduleConfig, load_config
 from uni_encoder_core.data import registry
-from uni_encoder_core.train.recipe import NETWORKS, load_stage, recipe_kind
+from uni_encoder_core.train.recipe import NETWORKS, check_stage, load_stage, recipe_kind
 from uni_encoder_core.train.sampling import BatchStream
 from uni_encoder_core.train.schedule import lr_factor
 from uni_encoder_core.train.steering_cv import load_steering_cv_config
@@ -121,10 +121,10 @@ def test_registry_builds_held_out_synthetic_drives_and_plugs_in_new_kinds():
     val = registry.build_dataset(cfg, "labelled", "val")
     assert (len(train), len(val)) == (2 * 4, 6)  # 4 triplets per 6-frame drive; every frame labelled
     assert not torch.equal(train[0].images[1], val[1].image)  # another street
-    with pytest.raises(ConfigError, match=r"seeds \[1\] are in both train_seeds and val_seeds"):
-        registry.build_dataset(DataConfig(train_seeds=[0, 1], val_seeds=[1]), "triplets", "train")
-    with pytest.raises(ConfigError, match=r"data kind 'kitti' is not registered; known: \[.*'synthetic'"):
-        registry.build_dataset(DataConfig(kind="kitti"), "triplets", "train")
+    with pytest.raises(ConfigError, match=r"data kind 'carla' is not registered; known: .*synthetic"):
+        registry.build_dataset(DataConfig(kind="carla"), "triplets", "train")
+    with pytest.raises(ConfigError, match="kitti data has roles triplets, depth_eval, not 'labelled'"):
+        registry.build_dataset(DataConfig(kind="kitti", root="."), "labelled", "train")
 
     class Numbers(Dataset):
         def __len__(self):
@@ -133,11 +133,21 @@ def test_registry_builds_held_out_synthetic_drives_and_plugs_in_new_kinds():
         def __getitem__(self, i):
             return i
 
-    registry.register("test_numbers")(lambda cfg, role, split: Numbers())
+    registry.register("test_numbers", ("labelled",))(lambda cfg, role, split: Numbers())
     assert "test_numbers" in registry.known_kinds()
     assert len(registry.build_dataset(DataConfig(kind="test_numbers"), "labelled", "val")) == 4
     with pytest.raises(ValueError, match="already registered"):
-        registry.register("test_numbers")(lambda cfg, role, split: Numbers())
+        registry.register("test_numbers", ("labelled",))(lambda cfg, role, split: Numbers())
+
+
+def test_a_recipe_holds_its_validation_drives_out(tmp_path):
+    recipe = tmp_path / "stage.yaml"
+    recipe.write_text((CONFIGS / "synthetic" / "student_stage1.yaml").read_text() + "\n")
+    stage = load_stage(recipe)
+    seed = stage.data.train_seeds[-1]
+    stage.data.val_seeds = [seed]
+    with pytest.raises(ConfigError, match=rf"seeds \[{seed}\] are in both train_seeds and val_seeds"):
+        check_stage(stage, str(recipe))
 
 
 class Indices(Dataset):

@@ -16,7 +16,7 @@ import torch
 
 from uni_encoder_core.config import DataConfig
 from uni_encoder_core.data.lane_keeping import recording_files
-from uni_encoder_core.data.sources import build_dataset
+from uni_encoder_core.data.registry import build_dataset
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 from uni_encoder_core.data.synthetic.stored import StoredFrames
 from uni_encoder_core.eval.report import format_tables, write_report

@@ -1,6 +1,6 @@
 """One sample as the trainer sees it: a PNG panel for a person, an npz of its arrays for a script.
 
-The sample comes from ``uni_encoder_core.data.sources.build_dataset`` (so from exactly the loader, crop, resize and,
+The sample comes from ``uni_encoder_core.data.registry.build_dataset`` (so from exactly the loader, crop, resize and,
 on the ``train`` split, augmentation the trainer uses). Its fields are written as they are:
 
 - ``images`` Sx3xHxW float32 in [0, 1] (a labelled sample's single ``image`` gets a leading axis of 1);
@@ -26,7 +26,7 @@ from uni_encoder_core.atomic_io import atomic_writer
 from uni_encoder_core.colour import caption, colour_depth, colour_image, colour_semantic, fit, grid, text_panel
 from uni_encoder_core.config import DataConfig
 from uni_encoder_core.data.frames import DataError
-from uni_encoder_core.data.sources import build_dataset
+from uni_encoder_core.data.registry import build_dataset
 
 FRAMES_PER_ROW = 4
 

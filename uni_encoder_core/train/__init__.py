@@ -1,2 +1,3 @@
-"""Training: the one training step (``objective``), the batch it takes (``batch``) and the steering cross-testing
-stage (``steering_cv``)."""
+"""Staged training: the one training step (objective, batch), recipes, the learning-rate schedule, resumable data
+order, run checkpoints and the loop; the steering stage's tenfold cross-testing (steering_cv, steering_folds,
+feature_cache, steering_report)."""

@@ -83,11 +83,14 @@ class SteeringTrainConfig:
 
 @dataclass
 class SteeringCVConfig:
-    """A steering cross-testing recipe. ``cache_dir`` empty: ``<out>/feature_cache``; ``encode_batch``: frames
+    """A steering cross-testing recipe (results in ``out_dir`` unless the command names another).
+
+    ``cache_dir`` empty: ``<out>/feature_cache``; ``encode_batch``: frames
     per encoder call when caching or evaluating; ``save_models``: also fit each variant's pooler on every window
     and write the model with it as ``<out>/models/<slug of the variant's name>.pt`` (head output in 1/m)."""
 
     kind: Literal["steering_cv"] = "steering_cv"
+    out_dir: str = "runs/steering_cv"
     data: SteeringDataConfig = field(default_factory=SteeringDataConfig)
     variants: list[SteeringVariant] = field(default_factory=lambda: [SteeringVariant()])
     train: SteeringTrainConfig = field(default_factory=SteeringTrainConfig)

@@ -94,7 +94,8 @@ def run_show(args: argparse.Namespace) -> int:
 
     height, width = DEFAULT_SIZES.get(args.kind, (192, 512))
     cfg = DataConfig(kind=args.kind, root=args.root or "", split_file=args.split_file, height=args.height or height,
-                     width=args.width or width, seed=args.seed, synthetic_frames=args.frames,
+                     width=args.width or width, train_seeds=[args.seed], val_seeds=[args.seed],
+                     synthetic_frames=args.frames,
                      crop_bottom=DEFAULT_CROP.get(args.kind, 0.0) if args.crop_bottom is None else args.crop_bottom)
     cfg.augment.enabled = not args.no_augment
     torch.manual_seed(args.seed)

@@ -8,8 +8,8 @@ Kinds and their roles (the sample type each role gives, ``uni_encoder_core.data.
 - ``lane_keeping``: ``steering`` (:class:`SteeringWindow`);
 - ``synthetic``: ``triplets`` (with exact depth, poses, scene flow and motion), ``labelled``, ``steering``. The
   world is the one a ``uni-encoder synth`` folder was rendered from (``root``, its ``meta.json``), or, without a
-  root, the world of seed ``cfg.seed`` with ``cfg.synthetic_frames`` frames at ``cfg.height x cfg.width``.
-  A synthetic world has no splits: ``split`` is ignored.
+  root, the world of the split's first seed (``cfg.train_seeds`` for ``train``, else ``cfg.val_seeds``, as the
+  training data registry picks them) with ``cfg.synthetic_frames`` frames at ``cfg.height x cfg.width``.
 """
 
 from __future__ import annotations
@@ -42,20 +42,23 @@ ROLES: dict[str, tuple[str, ...]] = {
 """Data kind -> the roles it can give."""
 
 
-def synthetic_world(cfg: DataConfig) -> SyntheticWorld:
-    """The world of a ``uni-encoder synth`` folder (``cfg.root``) or, without a root, of seed ``cfg.seed``."""
+def synthetic_world(cfg: DataConfig, split: str) -> SyntheticWorld:
+    """The world of a ``uni-encoder synth`` folder (``cfg.root``) or, without a root, of the split's first seed."""
     if cfg.root:
         try:
             return SyntheticWorld(WorldConfig(**read_meta(cfg.root)["world"]))
         except (TypeError, ValueError) as exc:
             raise DataError(f"{Path(cfg.root) / 'meta.json'}: invalid world configuration ({exc})") from None
-    return SyntheticWorld(WorldConfig(seed=cfg.seed, height=cfg.height, width=cfg.width,
+    seeds = cfg.train_seeds if split == "train" else cfg.val_seeds
+    if not seeds:
+        raise ConfigError(f"synthetic data: no {'train' if split == 'train' else 'val'}_seeds for the {split} split")
+    return SyntheticWorld(WorldConfig(seed=seeds[0], height=cfg.height, width=cfg.width,
                                       num_frames=cfg.synthetic_frames))
 
 
 def build_synthetic(cfg: DataConfig, role: str, split: str) -> Dataset:
-    """The synthetic world's samples of ``role`` (``split`` is ignored: a world has no splits)."""
-    world = synthetic_world(cfg)
+    """The synthetic world's samples of ``role`` (one world: see :func:`synthetic_world`)."""
+    world = synthetic_world(cfg, split)
     if role == "triplets":
         return SyntheticTripletDataset(world, tuple(cfg.frame_offsets))
     if role == "labelled":

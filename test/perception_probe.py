@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
-from uni_encoder_ros.node import OUTPUT_TOPICS
+from uni_encoder_ros.interface import OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS: dict[str, type] = OUTPUT_TOPICS | {"/tf": TFMessage, "/diagnostics": DiagnosticArray}

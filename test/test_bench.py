@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from uni_encoder_core.bench.streaming import UnifiedPath, build_paths, synthetic_frame
+from uni_encoder_core.bench.streaming import build_paths, synthetic_frame
 from uni_encoder_core.bench.timing import Clock, TimeLimitExceeded, summarize, time_limit
-from uni_encoder_core.bench.variants import OnnxHeads, compiled_heads
+from uni_encoder_core.bench.variants import OnnxHeads, UnifiedPath, compiled_heads
 from uni_encoder_core.cli import main
 from uni_encoder_core.config import ModelConfig, load_config
 from uni_encoder_core.inference.export import DepthGraph, EncoderGraph
@@ -23,13 +23,7 @@ H, W = 64, 128
 WINDOW = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core runner, two spinning OpenMP threads per process slow everything."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +61,12 @@ def test_paths_encoder_calls_per_frame_and_equal_outputs(tiny):
                 else:
                     assert calls == Counter({"unified encoder (Swin)": 1 if name == "unified" else WINDOW})
                 assert set(clock.laps) == {"encoder", "depth", "pose + flow/mask", "segmentation", "steering"}
-            unified, naive = outputs["unified"], outputs["naive"]
-            for key in ("depth", "T", "flow", "mask", "curvature"):
+            unified, naive = outputs["unified"], outputs["naive"]  # unified = PerceptionPipeline.process
+            for key in ("depth", "T", "flow", "curvature"):
                 torch.testing.assert_close(naive[key], unified[key], atol=1e-5, rtol=1e-4)
+            moving = naive["mask"] > 0.5  # the pipeline gives the thresholded motion mask
+            assert torch.equal(unified["mask"], moving) and 0 < moving.sum() < moving.numel()
+            assert unified["segmentation"]["panoptic"].shape == (H, W)
             sep = outputs["separate"]
             assert sep["depth"].shape == (1, 1, H, W) and sep["flow"].shape == (1, 3, H, W)
             assert sep["curvature"].shape == (1,) and torch.isfinite(sep["curvature"]).all()

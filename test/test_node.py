@@ -19,15 +19,12 @@ from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
-from uni_encoder_ros.conversions import image_to_numpy, rgb8_to_compressed  # noqa: E402
-from uni_encoder_ros.node import (  # noqa: E402
-    PARAMETERS,
-    Mailbox,
-    SteeringLimiter,
-    camera_in_base,
-    camera_matrix,
-    odometry_in_base,
-)
+from uni_encoder_core.messages.frames import camera_in_base, camera_matrix, odometry_in_base  # noqa: E402
+from uni_encoder_core.messages.images import image_to_numpy  # noqa: E402
+from uni_encoder_core.messages.steering import SteeringLimiter  # noqa: E402
+from uni_encoder_ros.interface import PARAMETERS  # noqa: E402
+from uni_encoder_ros.mailbox import Mailbox  # noqa: E402
+from uni_encoder_ros.messages import rgb8_to_compressed  # noqa: E402
 
 H, W = 96, 256
 CROP = 0.25
@@ -86,6 +83,7 @@ def test_parameter_file_documents_every_parameter():
     lines = text.splitlines()
     for name, value in params.items():
         assert type(value) is type(PARAMETERS[name][0]), name  # noqa: E721
+        assert value == PARAMETERS[name][0], f"{name}: file {value!r}, declared default {PARAMETERS[name][0]!r}"
         row = next(i for i, line in enumerate(lines) if line.startswith(f"    {name}:"))
         while lines[row - 1].strip() and not lines[row - 1].strip().startswith("#"):
             row -= 1  # parameters grouped under one comment
@@ -148,7 +146,9 @@ def session(ros, checkpoint, tmp_path_factory):
         assert started and proc.poll() is None, f"node did not come up:\n{log.read_text()}"
         topics = [t for t in OUTPUTS if t != "/tf"]
         probe.spin_until(lambda: all(probe.node.count_publishers(t) > 0 for t in topics), 20)
-        probe.spin_for(1.0)  # let the node match the probe's subscriptions too (semantic_color is on demand)
+        # let the node's writers match the probe's readers too (discovery is per direction; semantic_color is on
+        # demand): a sample published before that is not delivered, and a loaded machine takes longer
+        probe.spin_for(3.0)
         yield proc, probe, log
     finally:
         probe.close()

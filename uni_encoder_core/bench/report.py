@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 PATH_TITLES = {
-    "unified": "unified: one encoder pass, 16-frame feature ring",
+    "unified": "unified: PerceptionPipeline, one encoder pass, 16-frame feature ring",
     "separate": "separate networks: teacher (Swin + 2 ResNet18 pair encoders) + steering Swin",
     "naive": "naive: unified heads, window re-encoded every frame",
 }

@@ -1,19 +1,20 @@
-"""sensor_msgs/Image and CompressedImage <-> numpy, without cv_bridge.
+"""``sensor_msgs/Image`` and ``CompressedImage`` fields <-> numpy, without cv_bridge.
 
-cv_bridge is built against a ROS distribution's OpenCV and is not installable from PyPI, so the
-node carries its own conversions. Raw images become numpy views of the message buffer (zero-copy)
-whenever the data is in native byte order; row padding (``step > width * pixel size``) is skipped
-with strides, not copied. Every malformed message raises :class:`ImageError` naming the problem.
+cv_bridge is built against a ROS distribution's OpenCV and is not installable from PyPI, so the product carries
+its own conversions. They read duck-typed messages: anything with ``height``, ``width``, ``encoding``,
+``is_bigendian``, ``step`` and ``data`` (an rclpy ``Image`` or a ``rosbags`` one), or ``format`` and ``data``
+(compressed). Raw images become numpy views of the message buffer (zero-copy) whenever the data is in native
+byte order; row padding (``step > width * pixel size``) is skipped with strides, not copied. Every malformed
+message raises :class:`ImageError` naming the problem.
 """
 
 from __future__ import annotations
 
-import array
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
 
 MAX_SIDE = 16384  # pixels; larger claims are rejected before any buffer is touched
 MAX_PIXELS = 64_000_000
@@ -47,6 +48,26 @@ ENCODINGS: dict[str, Encoding] = {
 COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 
+@dataclass
+class ImageFields:
+    """Contents of a ``sensor_msgs/Image`` (little endian, no row padding); ``data`` is flat uint8."""
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: np.ndarray
+
+
+@dataclass
+class CompressedFields:
+    """Contents of a ``sensor_msgs/CompressedImage``: ``format`` (jpeg or png) and the flat uint8 stream."""
+
+    format: str
+    data: np.ndarray
+
+
 def _check_size(height: int, width: int) -> None:
     if height <= 0 or width <= 0:
         raise ImageError(f"empty image ({height}x{width})")
@@ -54,8 +75,8 @@ def _check_size(height: int, width: int) -> None:
         raise ImageError(f"absurd dimensions {height}x{width} (limit {MAX_SIDE} per side, {MAX_PIXELS} pixels)")
 
 
-def image_to_numpy(msg: Image) -> np.ndarray:
-    """View ``msg`` as an array: HxW for one channel, HxWxC otherwise, native byte order.
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """View an image message as an array: HxW for one channel, HxWxC otherwise, native byte order.
 
     The result shares memory with ``msg.data`` (no copy) unless the data is in the other byte order.
     """
@@ -95,8 +116,11 @@ def to_rgb8(pixels: np.ndarray, encoding: str) -> np.ndarray:
     raise ImageError(f"encoding '{encoding}' is not a camera image (expected one of {', '.join(COLOUR_ENCODINGS)})")
 
 
-def numpy_to_image(data: np.ndarray, encoding: str, header=None) -> Image:
-    """Build a ``sensor_msgs/Image`` (little endian, no padding) from an array matching ``encoding``."""
+def encode_image(data: np.ndarray, encoding: str) -> ImageFields:
+    """Image contents (little endian, no padding) of an array matching ``encoding`` (HxW or HxWxC).
+
+    Raises :class:`ImageError` for an unknown encoding or an array whose shape or dtype does not fit it.
+    """
     layout = ENCODINGS.get(encoding)
     if layout is None:
         raise ImageError(f"unsupported encoding '{encoding}'")
@@ -106,18 +130,12 @@ def numpy_to_image(data: np.ndarray, encoding: str, header=None) -> Image:
     if data.dtype != layout.dtype:
         raise ImageError(f"array dtype {data.dtype} does not fit encoding '{encoding}' ({layout.dtype})")
     contiguous = np.ascontiguousarray(data, dtype=layout.dtype.newbyteorder("<"))
-    msg = Image(height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0)
-    msg.step = data.shape[1] * layout.channels * layout.dtype.itemsize
-    buf = array.array("B")
-    buf.frombytes(memoryview(contiguous).cast("B"))
-    msg.data = buf
-    if header is not None:
-        msg.header = header
-    return msg
+    step = data.shape[1] * layout.channels * layout.dtype.itemsize
+    return ImageFields(data.shape[0], data.shape[1], encoding, 0, step, contiguous.view(np.uint8).reshape(-1))
 
 
-def compressed_to_rgb8(msg: CompressedImage) -> np.ndarray:
-    """Decode a jpeg/png ``CompressedImage`` to HxWx3 uint8 RGB."""
+def compressed_to_rgb8(msg: Any) -> np.ndarray:
+    """Decode a jpeg/png compressed image message (``format``, ``data``) to HxWx3 uint8 RGB."""
     fmt = msg.format.lower()
     if not any(name in fmt for name in ("jpeg", "jpg", "png")):
         raise ImageError(f"unsupported compressed format '{msg.format}' (jpeg or png)")
@@ -149,25 +167,22 @@ def compressed_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def rgb8_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header=None, quality: int = 95) -> CompressedImage:
-    """Encode HxWx3 uint8 RGB as a jpeg or png ``CompressedImage``."""
+def encode_compressed(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> CompressedFields:
+    """Encode HxWx3 uint8 RGB as jpeg (``quality`` 0-100) or png contents; other formats raise :class:`ImageError`."""
     if fmt not in ("jpeg", "png"):
         raise ImageError(f"unsupported compressed format '{fmt}' (jpeg or png)")
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpeg" else []
     ok, encoded = cv2.imencode("." + ("jpg" if fmt == "jpeg" else "png"), np.ascontiguousarray(rgb[:, :, ::-1]), params)
     if not ok:
         raise ImageError(f"could not encode a {rgb.shape} image as {fmt}")
-    msg = CompressedImage(format=fmt)
-    buf = array.array("B")
-    buf.frombytes(encoded.tobytes())
-    msg.data = buf
-    if header is not None:
-        msg.header = header
-    return msg
+    return CompressedFields(fmt, encoded.reshape(-1))
 
 
-def image_to_rgb8(msg: Image | CompressedImage) -> np.ndarray:
-    """Any supported camera message -> HxWx3 uint8 RGB; raises :class:`ImageError` with the reason."""
-    if isinstance(msg, CompressedImage):
+def image_to_rgb8(msg: Any) -> np.ndarray:
+    """Any supported camera message (raw, or compressed: it has ``format``) -> HxWx3 uint8 RGB.
+
+    Raises :class:`ImageError` with the reason.
+    """
+    if hasattr(msg, "format"):
         return compressed_to_rgb8(msg)
     return to_rgb8(image_to_numpy(msg), msg.encoding)

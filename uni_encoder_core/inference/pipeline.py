@@ -7,8 +7,9 @@ pair them with the previous frame's slot, the steering head reads the whole wind
 comes back at the input image's resolution; cropped rows are NaN depth / void labels.
 
 Temporal state (ring buffer, odometry) resets when the stamp goes backwards (a bag loop) or jumps by
-more than ``max_frame_gap``; a frame with the previous frame's stamp is rejected and changes nothing. With ``metric_scale`` the up-to-scale depth, translation and scene flow
-are scaled to metres from a RANSAC ground-plane fit and the known ``camera_height``.
+more than ``max_frame_gap``; a frame with the previous frame's stamp is rejected and changes nothing.
+With ``metric_scale`` the up-to-scale depth, translation and scene flow are scaled to metres from a
+RANSAC ground-plane fit and the known ``camera_height``.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from uni_encoder_core.messages.images import (  # noqa: E402
     ENCODINGS,
     ImageError,
-    stream_header,
     image_to_numpy,
     image_to_rgb8,
+    stream_header,
 )
 from uni_encoder_ros.messages import numpy_to_image, rgb8_to_compressed  # noqa: E402
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from ackermann_msgs.msg import AckermannDriveStamped
 from nav_msgs.msg import Odometry
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, qos_profile_sensor_data, qos_profile_system_default
@@ -123,3 +124,30 @@ def check_parameters(values: dict[str, Any]) -> dict[str, Any]:
     if checked.get("speed", 0.0) < 0 and not checked.get("metric_scale", False):
         raise ValueError(f"speed {checked['speed']} < 0 (visual-odometry speed) needs metric_scale: true")
     return checked
+
+
+def params_files(argv: Sequence[str]) -> list[str]:
+    """The ``--params-file`` paths of a command line (after ``--ros-args``), in order."""
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--params-file"]
+
+
+def check_params_files(paths: Sequence[str], node_name: str) -> str | None:
+    """Why a value in one of the parameter files at ``paths`` (sections ``/**``, ``/*`` or the node's name) is
+    invalid (see :func:`check_parameter`), or None.
+
+    rcl merges parameter files keeping the type of a parameter's first value: a later ``max_input_age: abc`` over
+    the shipped ``0.5`` would be dropped without a word; this check names it instead.
+    """
+    names = {"/**", "**", "/*", node_name, node_name.lstrip("/")}
+    for path in paths:
+        with open(path) as f:
+            sections = yaml.safe_load(f) or {}
+        for key, section in sections.items():
+            if key not in names or not isinstance(section, dict):
+                continue
+            for name, value in (section.get("ros__parameters") or {}).items():
+                try:
+                    check_parameter(name, value)
+                except ValueError as exc:
+                    return f"{path}: {exc}"
+    return None

@@ -53,6 +53,8 @@ from uni_encoder_ros.interface import (
     PARAMETERS,
     check_parameter,
     check_parameters,
+    check_params_files,
+    params_files,
 )
 from uni_encoder_ros.mailbox import Mailbox
 from uni_encoder_ros.messages import header_fields, to_message, transform_message
@@ -78,12 +80,14 @@ def guarded(callback):
 class PerceptionNode(LifecycleNode):
     """Camera in; depth, segmentation, scene flow, odometry and steering out (see the module docstring)."""
 
-    def __init__(self, node_name: str = "perception_node", **kwargs: Any):
+    def __init__(self, node_name: str = "perception_node", params_files: list[str] | None = None, **kwargs: Any):
+        """``params_files``: the command line's parameter files, checked for values rcl would drop silently."""
         super().__init__(node_name, **kwargs)
         for name, (default, description) in PARAMETERS.items():  # any type: checked by check_parameter
             self.declare_parameter(name, default, ParameterDescriptor(description=description, dynamic_typing=True))
         self.values = {name: default for name, (default, _) in PARAMETERS.items()}
-        self.parameter_error = self.load_parameters()
+        self.file_error = check_params_files(params_files or [], self.get_fully_qualified_name())
+        self.parameter_error = self.file_error or self.load_parameters()
         self.state = "unconfigured" if self.parameter_error is None else f"failed: {self.parameter_error}"
         self.pipeline = None
         self.released = False
@@ -158,7 +162,7 @@ class PerceptionNode(LifecycleNode):
 
         self.state = "loading"
         try:
-            error = self.load_parameters()
+            error = self.file_error or self.load_parameters()
             if error is not None:
                 raise ValueError(f"invalid parameter: {error}")
             cfg = self.pipeline_config()
@@ -446,7 +450,7 @@ class PerceptionNode(LifecycleNode):
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``perception_node`` (``--ros-args`` accepted)."""
     rclpy.init(args=args)
-    node = PerceptionNode()
+    node = PerceptionNode(params_files=params_files(sys.argv if args is None else args))
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:

@@ -3,6 +3,7 @@ stamps, simulated time without /clock and lifecycle races cannot blind or kill, 
 that is counted message by message. One node process serves the DDS tests, in file order."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -247,7 +248,7 @@ def test_future_stamps_cannot_blind_the_watchdog(session, world):
     assert all(m.drive.speed == 0.0 for m in probe.got["steering"][n + 2:]), "steering went out for future frames"
     diag, after = counters(probe)
     assert diag["level"] == 2 and diag["message"].startswith("no valid steering command for"), diag
-    assert "camera clock ahead by 3600." in diag["message"], diag
+    assert re.search(r"camera clock ahead by 3[56]\d\d\.\d{3} s", diag["message"]), diag
     assert after["frames_stamped_ahead"] > before["frames_stamped_ahead"] and after["stop_commands"] > 0
 
 
@@ -265,7 +266,7 @@ def test_deactivate_activate_while_streaming_never_kills_the_node(session, world
 
     timer = probe.node.create_timer(1 / 15, stream)
     try:
-        for tid in [Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE] * 10:
+        for tid in [Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE] * 20:
             result = call(probe, change, ChangeState.Request(transition=Transition(id=tid)), log)
             assert result.success and proc.poll() is None, log.read_text()[-3000:]
             probe.spin_for(0.05)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import array
 import dataclasses
-import functools
 import sys
 import threading
 import time
@@ -28,10 +27,9 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
@@ -45,48 +43,34 @@ from uni_encoder_core.messages.images import ImageError, image_to_rgb8
 from uni_encoder_core.messages.outputs import Header, OutputMessages
 from uni_encoder_core.messages.stamps import NS, StampError, check_not_ahead, stamp_nanoseconds
 from uni_encoder_core.messages.steering import CommandGate
-from uni_encoder_ros.diagnostics import Diagnostics, NodeState
+from uni_encoder_ros.diagnostics import Diagnostics
 from uni_encoder_ros.interface import (
     INPUT_QOS,
     OUTPUT_QOS,
     OUTPUT_TOPICS,
     PARAMETERS,
-    check_parameter,
-    check_parameters,
     check_params_files,
     params_files,
 )
 from uni_encoder_ros.mailbox import Mailbox
 from uni_encoder_ros.messages import header_fields, to_message, transform_message
+from uni_encoder_ros.monitoring import Monitoring, guarded
+from uni_encoder_ros.parameters import STOP_PERIOD, Parameters
 from uni_encoder_ros.watchdog import CommandWatch
 
 WATCHDOG_PERIOD = 0.1  # s (steady clock) between watchdog checks, so between stop commands
-STOP_PERIOD = 0.08  # s; the gate sends stop commands at most this often (watchdog jitter stays under it)
 
 
-def guarded(callback):
-    """Run a callback so that no exception leaves it: each is counted as an internal error and logged."""
-    @functools.wraps(callback)
-    def run(self, *args):
-        try:
-            return callback(self, *args)
-        except Exception as exc:  # noqa: BLE001 - one message must never end the process
-            self.stats.counts["internal_errors"] += 1
-            self.stats.reject(f"{callback.__name__}: {type(exc).__name__}: {exc}")
-            self.get_logger().error(f"{callback.__name__} failed: {exc!r}", throttle_duration_sec=2.0)
-    return run
-
-
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(Parameters, Monitoring, LifecycleNode):
     """Camera in; depth, segmentation, scene flow, odometry and steering out (see the module docstring)."""
 
-    def __init__(self, node_name: str = "perception_node", params_files: list[str] | None = None, **kwargs: Any):
-        """``params_files``: the command line's parameter files, checked for values rcl would drop silently."""
+    def __init__(self, node_name: str = "perception_node", parameter_files: list[str] | None = None, **kwargs: Any):
+        """``parameter_files``: the command line's parameter files, checked for values rcl would drop silently."""
         super().__init__(node_name, **kwargs)
         for name, (default, description) in PARAMETERS.items():  # any type: checked by check_parameter
             self.declare_parameter(name, default, ParameterDescriptor(description=description, dynamic_typing=True))
         self.values = {name: default for name, (default, _) in PARAMETERS.items()}
-        self.file_error = check_params_files(params_files or [], self.get_fully_qualified_name())
+        self.file_error = check_params_files(parameter_files or [], self.get_fully_qualified_name())
         self.parameter_error = self.file_error or self.load_parameters()
         self.state = "unconfigured" if self.parameter_error is None else f"failed: {self.parameter_error}"
         self.pipeline = None
@@ -100,7 +84,6 @@ class PerceptionNode(LifecycleNode):
         self.stale = False
         self.camera: CameraIntrinsics | None = None
         self.K_info: CameraInfo | None = None
-        self.last_stamp_ns: int | None = None
         self.gate = CommandGate(self.param("max_steering_angle"), self.param("max_steering_rate"),
                                 self.param("max_input_age"), STOP_PERIOD)
         self.messages: OutputMessages | None = None
@@ -115,39 +98,6 @@ class PerceptionNode(LifecycleNode):
         self.create_timer(WATCHDOG_PERIOD, self.watchdog, self.monitor_group, self.steady)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.add_post_set_parameters_callback(self.on_parameters_set)
-
-    # ----------------------------------------------------------------- parameters
-
-    def param(self, name: str) -> Any:
-        """Current (checked) value of a declared parameter."""
-        return self.values[name]
-
-    def load_parameters(self) -> str | None:
-        """Check every declared parameter's value; keep them when valid, else return the reason."""
-        try:
-            self.values = check_parameters({name: self.get_parameter(name).value for name in PARAMETERS})
-        except ValueError as exc:
-            return str(exc)
-        return None
-
-    def on_set_parameters(self, params: list) -> SetParametersResult:
-        """Reject a runtime change that is out of range or of the wrong type, with the reason."""
-        proposed = dict(self.values) | {p.name: p.value for p in params if p.name in PARAMETERS}
-        try:
-            check_parameters(proposed)
-        except ValueError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
-
-    def on_parameters_set(self, params: list) -> None:
-        """Apply accepted values: the gate's limits and the commanded speed change at once."""
-        for p in params:
-            if p.name in PARAMETERS:
-                self.values[p.name] = check_parameter(p.name, p.value)
-        self.gate.set_limits(self.param("max_steering_angle"), self.param("max_steering_rate"),
-                             self.param("max_input_age"), STOP_PERIOD)
-        if self.messages is not None:
-            self.messages.speed = self.param("speed")
 
     def steady_now(self) -> float:
         """Seconds on the node's steady clock (runs whatever the ROS time does)."""
@@ -217,22 +167,9 @@ class PerceptionNode(LifecycleNode):
                                          event_callbacks=self.transport_events()),
             ]
             self.watch.restart(self.steady_now())
-            self.last_stamp_ns = None
             self.stats.sequence.clear()
             self.state = "active"
         return TransitionCallbackReturn.SUCCESS
-
-    def transport_events(self) -> SubscriptionEventCallbacks:
-        """Count messages lost in transport and publishers with incompatible QoS (diagnostics name the fix)."""
-        def lost(info) -> None:
-            self.stats.counts["message_lost"] += info.total_count_change
-
-        def incompatible(info) -> None:
-            self.stats.counts["incompatible_qos"] += info.total_count_change
-            self.stats.incompatible_policy = str(info.last_policy_kind).rsplit(".", 1)[-1]
-            self.get_logger().warning(f"a publisher's QoS is incompatible ({self.stats.incompatible_policy})")
-
-        return SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop input and processing with one last stop command; free device memory (the model stays on the CPU)."""
@@ -391,66 +328,10 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().error(f"command gate: {self.stats.last_gate_stop}: stop commanded",
                                 throttle_duration_sec=2.0)
 
-    # ----------------------------------------------------------------- monitoring
-
-    def send_stop(self, reason: str) -> None:
-        """Publish a stop command (rate-bounded by the gate) stamped with the node's clock."""
-        if self.messages is None or "steering" not in self.pubs:
-            return
-        now = self.get_clock().now().to_msg()
-        drive = self.messages.stop(Header(now.sec, now.nanosec, ""), reason, self.steady_now())
-        if drive is not None:
-            self.pubs["steering"].publish(to_message(drive))
-            self.stats.counts["stop"] += 1
-
-    @guarded
-    def watchdog(self) -> None:
-        """Steady clock: no valid command for ``max_input_age`` -> stop command (angle held) and ERROR."""
-        if self.state != "active":
-            return
-        now, limit = self.steady_now(), self.param("max_input_age")
-        silent = self.watch.silence(now)
-        if silent <= limit:
-            if self.stale:
-                self.get_logger().info("valid steering commands resumed")
-            self.stale = False
-            return
-        cause = self.watch.cause(now, limit)
-        with self.io_lock:
-            if self.state == "active":
-                self.send_stop(cause)
-        if not self.stale:
-            self.stale = True
-            self.get_logger().error(f"no valid steering command for {silent:.2f} s > max_input_age {limit} s "
-                                    f"({cause}): commanding a stop")
-            self.publish_diagnostics()
-
-    def clock_warning(self) -> str:
-        """Warning when simulated time is on but nothing has arrived on /clock (ROS time stays 0)."""
-        if self.get_parameter("use_sim_time").value and self.get_clock().now().nanoseconds == 0:
-            return ("use_sim_time is true but nothing arrived on /clock: frames cannot be time-checked and are "
-                    "rejected; watchdog and diagnostics run on the steady clock")
-        return ""
-
-    @guarded
-    def publish_diagnostics(self) -> None:
-        """/diagnostics: rates, latencies, counters and model state (steady-clock timer; stamped with ROS time)."""
-        window = self.pipeline.ring.count if self.pipeline is not None else 0
-        active = self.state == "active"
-        now, limit = self.steady_now(), self.param("max_input_age")
-        warning = self.clock_warning()
-        if warning:
-            self.get_logger().warning(warning, throttle_duration_sec=10.0)
-        state = NodeState(self.get_name(), str(self.param("device")), self.param("checkpoint"), self.state,
-                          self.watch.silence(now) if active else None, limit,
-                          self.watch.cause(now, limit) if active else "", self.mailbox.dropped, window, warning)
-        self.diagnostics.publish(self.stats.message(state, self.get_clock().now().to_msg()))
-
-
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``perception_node`` (``--ros-args`` accepted)."""
     rclpy.init(args=args)
-    node = PerceptionNode(params_files=params_files(sys.argv if args is None else args))
+    node = PerceptionNode(parameter_files=params_files(sys.argv if args is None else args))
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:

@@ -1,1 +1,3 @@
-"""Training: the one training step (``objective``) and the batch it takes (``batch``)."""
+"""Staged training: the one training step (objective, batch), recipes, the learning-rate schedule, resumable data
+order, run checkpoints and the loop; the steering stage's tenfold cross-testing (steering_cv, steering_folds,
+feature_cache, steering_report)."""

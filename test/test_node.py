@@ -22,7 +22,7 @@ from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig  # noqa:
 from uni_encoder_core.messages.frames import camera_in_base, camera_matrix, odometry_in_base  # noqa: E402
 from uni_encoder_core.messages.images import image_to_numpy  # noqa: E402
 from uni_encoder_core.messages.steering import CommandGate  # noqa: E402
-from uni_encoder_ros.interface import PARAMETERS  # noqa: E402
+from uni_encoder_ros.interface import OUTPUT_TOPICS, PARAMETERS  # noqa: E402
 from uni_encoder_ros.mailbox import Mailbox  # noqa: E402
 from uni_encoder_ros.messages import rgb8_to_compressed  # noqa: E402
 
@@ -136,9 +136,12 @@ def session(ros, checkpoint, tmp_path_factory):
     (the age rule is what the watchdog test checks).
     """
     log = tmp_path_factory.mktemp("node") / "node.log"
+    # a sample lost on a busy loopback is re-sent from the writer's history: the node keeps 5 per topic (enough on a
+    # vehicle), the test a whole run's worth, as the demo's recorder does, so a late re-send still finds its sample
+    deep = {f"qos_overrides./{topic}.publisher.depth": 100 for topic in OUTPUT_TOPICS}
     proc = start_node(log, {
         "checkpoint": str(checkpoint), "crop_bottom": CROP, "max_input_age": 6.0, "max_frame_gap": 30.0,
-        "diagnostics_period": 0.5, "publish_tf": True, "speed": 3.0,
+        "diagnostics_period": 0.5, "publish_tf": True, "speed": 3.0, **deep,
     })
     probe = Probe()
     try:

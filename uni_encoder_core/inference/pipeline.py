@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.geometry import metric_scale_from_camera_height, pose_vec_to_matrix, scale_intrinsics
 from uni_encoder_core.inference.device_io import preprocess_on_device, to_host
+from uni_encoder_core.inference.feature_ring import FeatureRing
 from uni_encoder_core.inference.frame_pass import EagerPass, OnnxPass, capture
 from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID
 from uni_encoder_core.models.checkpoint import load_checkpoint
@@ -117,7 +118,7 @@ def restore_rows(maps: torch.Tensor, height: int, width: int, crop: int, fill: f
 
 
 def instance_ids(panoptic: torch.Tensor) -> torch.Tensor:
-    """Instance id map (int32, 0 = none, 1.. per thing segment in panoptic-id order) from a panoptic map (any device)."""
+    """Instance id map (int32, 0 = none, 1.. per thing segment in panoptic-id order) of a panoptic map."""
     category, instance = panoptic // LABEL_DIVISOR, panoptic % LABEL_DIVISOR
     things = torch.isin(category, torch.tensor(THING_CLASSES, device=panoptic.device)) & (instance > 0)
     _, inverse = torch.unique(panoptic[things], return_inverse=True)
@@ -137,48 +138,6 @@ SEGMENTATION_OUTPUTS = {
     "instance": (lambda *a: to_instance(*a).id_map, 0, torch.int32, np.uint16),
 }
 SEGMENTATION_NUMPY = {task: numpy_dtype for task, (*_, numpy_dtype) in SEGMENTATION_OUTPUTS.items()}
-
-
-class FeatureRing:
-    """Fixed ``capacity`` slots of per-frame encoder features (every scale), allocated once on the first push."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.slots: list[torch.Tensor] = []  # per scale: capacity x C x h x w
-        self.head = 0  # next slot to write
-        self.count = 0
-
-    def clear(self) -> None:
-        """Forget every frame (the buffers stay allocated)."""
-        self.head = self.count = 0
-
-    def release(self) -> None:
-        """Drop the buffers themselves (device memory is freed)."""
-        self.slots, self.head, self.count = [], 0, 0
-
-    def __len__(self) -> int:
-        return self.count
-
-    def push(self, feats: list[torch.Tensor]) -> None:
-        """Store one frame's features (each 1xCxhxw) in the oldest slot."""
-        if not self.slots:
-            self.slots = [torch.empty((self.capacity, *f.shape[1:]), dtype=f.dtype, device=f.device) for f in feats]
-        for slot, f in zip(self.slots, feats):
-            slot[self.head].copy_(f[0])
-        self.head = (self.head + 1) % self.capacity
-        self.count = min(self.count + 1, self.capacity)
-
-    def frame(self, age: int) -> list[torch.Tensor]:
-        """Features of the frame pushed ``age`` pushes ago (0 = newest), each 1xCxhxw."""
-        if age >= self.count:
-            raise IndexError(f"the ring holds {self.count} frames, asked for age {age}")
-        index = (self.head - 1 - age) % self.capacity
-        return [slot[index : index + 1] for slot in self.slots]
-
-    def window(self) -> torch.Tensor:
-        """Coarsest features of the full window, oldest first: 1 x capacity x C x h x w."""
-        slots = self.slots[-1]
-        return torch.cat([slots[self.head :], slots[: self.head]])[None]
 
 
 class PerceptionPipeline:

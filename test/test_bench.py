@@ -180,14 +180,19 @@ def test_quick_bench_writes_every_ratio(tmp_path):
     assert result["settings"]["height"] == 64 and result["machine"]["torch_threads"] == 1
     ratios = result["ratios"]
     expected = {"unified_vs_separate", "steering_buffered_vs_naive", "node_overhead", "onnxruntime_vs_eager"}
-    assert set(ratios) == expected | ({"fp16_vs_fp32", "eager_fp16_vs_fp32", "cuda_graph_fp32_vs_eager"}
-                                      if torch.cuda.is_available() else set())
+    if torch.cuda.is_available():  # ONNX Runtime only with its CUDA provider next to a GPU
+        assert set(ratios) - {"onnxruntime_vs_eager"} == expected - {"onnxruntime_vs_eager"} | {
+            "fp16_vs_fp32", "eager_fp16_vs_fp32", "cuda_graph_fp32_vs_eager"}
+    else:
+        assert set(ratios) == expected
     assert all(math.isfinite(v) for v in ratios.values())
     assert 0 < ratios["steering_buffered_vs_naive"] < 1  # 16 frames re-encoded cost more than the head alone
     node = result["node"]
     assert node["node_ms"]["n"] == node["pipeline_ms"]["n"] == 3 and node["lost_frames"] <= 1
     assert ratios["node_overhead"] == node["overhead"] > -1
     runners = {name: note["runner"] for name, note in result["execution"]["notes"].items()}
-    assert runners["torch eager fp32"] == "EagerPass" and runners["onnxruntime"] == "OnnxPass"
+    assert runners["torch eager fp32"] == "EagerPass" and runners.get("onnxruntime", "OnnxPass") == "OnnxPass"
+    if torch.cuda.is_available():
+        assert runners["cuda graph fp16"] == "GraphPass"  # captured, not the eager fallback
     md = (tmp_path / "bench.md").read_text()
     assert "### Ratios" in md and "| node_overhead |" in md and "### ROS node overhead" in md

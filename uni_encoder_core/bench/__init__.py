@@ -65,7 +65,8 @@ def ratios(result: dict) -> dict[str, float]:
         out["node_overhead"] = result["node"]["overhead"]
     if "execution" in result:
         paths = result["execution"]["paths"]
-        out["onnxruntime_vs_eager"] = paths["onnxruntime"]["ratio"]
+        if "onnxruntime" in paths:
+            out["onnxruntime_vs_eager"] = paths["onnxruntime"]["ratio"]
         if "torch fp16" in paths:  # CUDA: the deployment path is the captured graph
             out["fp16_vs_fp32"] = paths["cuda graph fp16"]["ms"]["median"] / paths["cuda graph fp32"]["ms"]["median"]
             out["eager_fp16_vs_fp32"] = paths["torch fp16"]["ratio"]

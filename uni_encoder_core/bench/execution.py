@@ -1,7 +1,8 @@
 """The product's pipeline under its execution settings, and the steering command's cost with and without the ring.
 
 ``execution``: ``PerceptionPipeline.process`` (8-bit frame in host memory -> outputs at input resolution) with
-``execution: torch`` (eager fp32, the reference), ``execution: onnxruntime`` and, on CUDA, ``precision: fp16``
+``execution: torch`` (eager fp32, the reference), ``execution: onnxruntime`` (on CUDA only with ONNX Runtime's
+CUDA provider) and, on CUDA, ``precision: fp16``
 (weights converted once), ``cuda_graphs`` in fp32 and fp16. ``steering``: the steering command from the feature
 ring (the head on 16 cached coarsest maps) against re-encoding the 15 previous frames for it.
 Paths step round-robin over the same frames (``streaming.measure``); ratios are per-round medians.
@@ -13,6 +14,7 @@ import copy
 from collections import deque
 from typing import Any
 
+import onnxruntime as ort
 import torch
 from torch import Tensor
 
@@ -26,8 +28,10 @@ def execution_paths(model: UniEncoder, tasks: list[str]) -> dict[str, PipelinePa
     """The execution settings to compare, eager fp32 first; each pipeline gets its own copy of the model where the
     setting changes the model (weights converted, ONNX export)."""
     paths = {"torch eager fp32": PipelinePath(model, tasks)}
-    paths["onnxruntime"] = PipelinePath(copy.deepcopy(model), tasks, execution="onnxruntime")
-    if next(model.parameters()).device.type == "cuda":
+    cuda = next(model.parameters()).device.type == "cuda"
+    if not cuda or "CUDAExecutionProvider" in ort.get_available_providers():  # not ONNX on the CPU next to a GPU
+        paths["onnxruntime"] = PipelinePath(copy.deepcopy(model), tasks, execution="onnxruntime")
+    if cuda:
         paths["torch fp16"] = PipelinePath(copy.deepcopy(model), tasks, precision="fp16")
         paths["cuda graph fp32"] = PipelinePath(copy.deepcopy(model), tasks, cuda_graphs=True)
         paths["cuda graph fp16"] = PipelinePath(copy.deepcopy(model), tasks, cuda_graphs=True, precision="fp16")

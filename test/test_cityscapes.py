@@ -1,7 +1,5 @@
-"""Cityscapes from its official folders, on a tiny tree the test writes in exactly that layout.
-
-Panoptic ground truth is made by cityscapesscripts' own createPanopticImgs from instanceIds PNGs written here.
-"""
+"""Cityscapes from its official folders, on a tiny tree the test writes in exactly that layout
+(``cityscapes_fixture``: panoptic ground truth made by cityscapesscripts' own createPanopticImgs)."""
 
 import json
 
@@ -9,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
+from cityscapes_fixture import SNIPPETS, H, W, make_cityscapes
 
 from uni_encoder_core.config import DataConfig
 from uni_encoder_core.data.cityscapes import (
@@ -23,35 +21,6 @@ from uni_encoder_core.data.cityscapes import (
 from uni_encoder_core.data.frames import DataError
 from uni_encoder_core.data.samples import collate
 
-H, W = 16, 32  # full frame of the fixture
-SIZE = (6, 16)  # 25% of 16 rows cut -> 12 kept rows, halved
-FX, FY, U0, V0, BASELINE = 20.0, 22.0, 15.5, 7.0, 0.2
-# (city, seq, first frame): aachen has two back-to-back snippets (frames 0-29 and 30-59)
-SNIPPETS = [("aachen", 0, 0), ("aachen", 0, 30), ("bochum", 1, 100)]
-
-
-def write_rgb(path, rgb):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
-
-
-def frame_image(frame):
-    """Uniform image whose red channel is the frame number."""
-    rgb = np.zeros((H, W, 3), np.uint8)
-    rgb[..., 0], rgb[..., 1], rgb[..., 2] = frame, 50, 200
-    return rgb
-
-
-def instance_ids():
-    """An official *_instanceIds.png: road (7), sky (23), a person crowd (24), two cars (26000, 26001), ego (1)."""
-    ids = np.full((H, W), 7, np.uint16)
-    ids[:4] = 23
-    ids[4:8, :8] = 24
-    ids[4:8, 8:16] = 26000
-    ids[4:8, 16:24] = 26001
-    ids[12:] = 1
-    return ids
-
 
 def panoptic_expected():
     """Train-id panoptic map the loader must give at full resolution."""
@@ -63,30 +32,7 @@ def panoptic_expected():
     p[12:] = 255 * 1000  # ego vehicle: ignored in evaluation, so void
     return p
 
-
-def make_cityscapes(root, split="train"):
-    for city, seq, start in SNIPPETS:
-        for frame in range(start, start + 30):
-            name = f"{city}_{seq:06d}_{frame:06d}"
-            write_rgb(root / "leftImg8bit_sequence" / split / city / f"{name}_leftImg8bit.png", frame_image(frame))
-        stem = f"{city}_{seq:06d}_{start + 19:06d}"
-        camera = {"extrinsic": {"baseline": BASELINE, "pitch": 0.0, "roll": 0.0, "x": 1.7, "y": 0.0, "yaw": 0.0,
-                                "z": 1.2},
-                  "intrinsic": {"fx": FX, "fy": FY, "u0": U0, "v0": V0}}
-        (root / "camera" / split / city).mkdir(parents=True, exist_ok=True)
-        (root / "camera" / split / city / f"{stem}_camera.json").write_text(json.dumps(camera))
-        write_rgb(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", frame_image(start + 19))
-        gt = root / "gtFine" / split / city
-        gt.mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(gt / f"{stem}_gtFine_instanceIds.png"), instance_ids())
-        disparity = np.zeros((H, W), np.uint16)
-        disparity[:, :8] = 1 + 256 * 8  # d = 8 px -> depth 0.2 * 20 / 8 = 0.5 m
-        disparity[:, 8:16] = 1 + 640  # d = 2.5 px -> 1.6 m
-        disparity[:, 16:24] = 1  # d = 0 -> invalid
-        (root / "disparity" / split / city).mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(root / "disparity" / split / city / f"{stem}_disparity.png"), disparity)
-    convert2panoptic(str(root / "gtFine"), str(root / "gtFine"), False, [split])
-    return root
+SIZE = (6, 16)  # 25% of 16 rows cut -> 12 kept rows, halved
 
 
 @pytest.fixture(scope="module")

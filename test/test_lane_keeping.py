@@ -4,6 +4,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from lane_keeping_fixture import H, W, write_recording
 
 from uni_encoder_core.config import AugmentConfig, ConfigError, DataConfig
 from uni_encoder_core.data.frames import DataError
@@ -17,26 +18,6 @@ from uni_encoder_core.data.lane_keeping import (
     sample_weights,
 )
 from uni_encoder_core.data.samples import collate
-
-N, H, W = 200, 8, 16
-
-
-def write_recording(path, n=N, **overrides):
-    """The layout of docs/data_formats.md; red channel = frame index, curvature = index / 1000 1/m."""
-    images = np.zeros((n, H, W, 3), np.uint8)
-    images[..., 0] = np.arange(n)[:, None, None] % 256
-    data = {"images": images, "curvature": np.arange(n) / 1000.0, "timestamps": 100.0 + 0.05 * np.arange(n),
-            "speed": np.full(n, 8.0), "steering_angle": np.arctan(2.7 * np.arange(n) / 1000.0)}
-    data.update(overrides)
-    with h5py.File(path, "w") as fh:
-        fh.attrs.update({"format": "uni-encoder lane-keeping", "version": 1, "source": "test drive"})
-        for name, value in data.items():
-            if value is not None:
-                fh.create_dataset(name, data=value)
-        for name, unit in {"curvature": "1/m", "timestamps": "s", "speed": "m/s", "steering_angle": "rad"}.items():
-            if name in fh:
-                fh[name].attrs["unit"] = unit
-    return path
 
 
 @pytest.fixture(scope="module")

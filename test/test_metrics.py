@@ -205,6 +205,21 @@ def test_panoptic_crowd_ground_truth_is_void():
     assert set(s.per_class) == {0} and s.pq == pytest.approx(1.0) and math.isnan(s.pq_th)
 
 
+def test_panoptic_ground_truth_left_void_by_the_prediction_is_a_false_negative():
+    gt = np.zeros((6, 6), dtype=np.int64)  # road
+    gt[0:3, 0:3] = 13001  # a car the prediction leaves void
+    pred = np.zeros((6, 6), dtype=np.int64)
+    pred[0:3, 0:3] = 255000
+    metric = PanopticQualityMetric()
+    metric.update(pred, gt)
+    s = metric.compute()
+    assert set(s.per_class) == {0, 13} and s.per_class[13] == (0.0, 0.0, 0.0)  # the car: one false negative
+    assert s.per_class[0] == pytest.approx((1.0, 1.0, 1.0)) and s.pq == pytest.approx(0.5)
+    nothing = PanopticQualityMetric()
+    nothing.update(np.full((6, 6), 255000), gt)  # an all-void prediction scores 0, not "undefined"
+    assert nothing.compute().pq == 0.0
+
+
 def test_panoptic_refuses_unknown_categories_and_empty_state():
     with pytest.raises(ValueError, match=r"categories \[30\]"):
         PanopticQualityMetric().update(np.full((2, 2), 30000), np.zeros((2, 2)))

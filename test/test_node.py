@@ -146,7 +146,9 @@ def session(ros, checkpoint, tmp_path_factory):
         assert started and proc.poll() is None, f"node did not come up:\n{log.read_text()}"
         topics = [t for t in OUTPUTS if t != "/tf"]
         probe.spin_until(lambda: all(probe.node.count_publishers(t) > 0 for t in topics), 20)
-        probe.spin_for(1.0)  # let the node match the probe's subscriptions too (semantic_color is on demand)
+        # let the node's writers match the probe's readers too (discovery is per direction; semantic_color is on
+        # demand): a sample published before that is not delivered, and a loaded machine takes longer
+        probe.spin_for(3.0)
         yield proc, probe, log
     finally:
         probe.close()

@@ -84,7 +84,13 @@ def test_tokenizer_rejects_unknown_words_and_overlong_text():
 def test_head_is_initialised_and_outputs_are_finite(head):
     bad = [n for n, p in head.named_parameters() if not torch.isfinite(p).all()]
     assert not bad
-    assert torch.count_nonzero(head.pixel_decoder.level_embed) == 0  # OneFormer's init, not leftover memory
+    # OneFormer's init reached the modules without parameters of their own (deformable attention: zero offsets)
+    attention = head.pixel_decoder.encoder.layers[0].self_attn
+    assert torch.count_nonzero(attention.sampling_offsets.weight) == 0
+    assert torch.count_nonzero(attention.attention_weights.weight) == 0
+    embeddings = (head.pixel_decoder.level_embed, head.transformer.level_embed.weight,
+                  head.transformer.queries_embedder.weight)
+    assert all(0.7 < float(e.std()) < 1.3 for e in embeddings)  # N(0, 1) as in the reference, not N(0, 0.02)
     with torch.no_grad():
         out = head(features(), ["panoptic"])["panoptic"]
     assert out.class_logits.shape == (2, 8, 20)

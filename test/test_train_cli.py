@@ -45,7 +45,7 @@ def tiny():
 def test_bad_init_checkpoints_give_one_clear_line(tmp_path, capsys, tiny):
     path, _ = recipe(tmp_path)
     code, err = train(capsys, "--config", path, "--init", tmp_path / "none.pt")
-    assert code == 2 and err == f"uni-encoder train: {tmp_path / 'none.pt'}: checkpoint file not found"
+    assert code == 2 and err.startswith(f"uni-encoder train: {tmp_path / 'none.pt'}: checkpoint file not found")
     good = tmp_path / "good.pt"
     save_checkpoint(UniEncoder(tiny), good)
     (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:5000])

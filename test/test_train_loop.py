@@ -115,7 +115,7 @@ class NaNImages(Dataset):
 
 def test_three_non_finite_steps_in_a_row_stop_the_run(tmp_path):
     if "test_nan_triplets" not in registry.known_kinds():
-        registry.register("test_nan_triplets")(
+        registry.register("test_nan_triplets", ("triplets", "labelled"))(
             lambda cfg, role, split: NaNImages(registry.synthetic_dataset(cfg, role, split)))
     stage = small_stage("student_stage2", tmp_path, steps=10)
     stage.data.kind = "test_nan_triplets"

@@ -9,14 +9,17 @@ from torch.utils.data import Dataset
 
 from uni_encoder_core.config import ConfigError, DataConfig, LossConfig, ModelConfig, ScheduleConfig, load_config
 from uni_encoder_core.data import registry
-from uni_encoder_core.train.recipe import NETWORKS, load_stage
+from uni_encoder_core.train.recipe import NETWORKS, check_stage, load_stage, recipe_kind
 from uni_encoder_core.train.sampling import BatchStream
 from uni_encoder_core.train.schedule import lr_factor
+from uni_encoder_core.train.steering_cv import load_steering_cv_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
 CHAIN = ("teacher", "student_stage1", "student_stage2", "student_stage3", "student_stage4")
-RECIPES = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "synthetic").glob("*.yaml"))
+ALL_RECIPES = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "synthetic").glob("*.yaml"))
+RECIPES = [p for p in ALL_RECIPES if recipe_kind(p) == "stage"]
+STEERING_RECIPES = [p for p in ALL_RECIPES if recipe_kind(p) == "steering_cv"]
 STUDENT_ALL = {"encoder", "depth", "pose", "scene_flow", "motion_mask", "segmentation"}
 
 
@@ -34,6 +37,16 @@ def test_every_recipe_loads_and_names_an_existing_model(path):
     assert (model.height, model.width) == (stage.data.height, stage.data.width)
     assert stage.batch_labelled == 3 and stage.batch_triplets == 3  # paper IV-A: 3 labelled images + 3 triplets
     assert stage.loss == LossConfig(automask=stage.loss.automask)  # the paper's weights, nothing changed
+
+
+def test_the_steering_recipes_load_and_read_the_student_chain():
+    names = [p.relative_to(CONFIGS).as_posix() for p in STEERING_RECIPES]
+    assert names == ["steering_cv.yaml", "synthetic/steering_cv.yaml"]
+    for path in STEERING_RECIPES:
+        recipe = load_steering_cv_config(path)
+        chain_end = load_stage(path.parent / "student_stage4.yaml").out_dir
+        assert {v.checkpoint for v in recipe.variants if v.init == "checkpoint"} == {f"{chain_end}/final.pt"}
+        assert recipe.train.folds == 10
 
 
 def test_paper_loss_weights_are_the_defaults():
@@ -108,10 +121,10 @@ def test_registry_builds_held_out_synthetic_drives_and_plugs_in_new_kinds():
     val = registry.build_dataset(cfg, "labelled", "val")
     assert (len(train), len(val)) == (2 * 4, 6)  # 4 triplets per 6-frame drive; every frame labelled
     assert not torch.equal(train[0].images[1], val[1].image)  # another street
-    with pytest.raises(ConfigError, match=r"seeds \[1\] are in both train_seeds and val_seeds"):
-        registry.build_dataset(DataConfig(train_seeds=[0, 1], val_seeds=[1]), "triplets", "train")
-    with pytest.raises(ConfigError, match=r"data kind 'kitti' is not registered; known: \[.*'synthetic'"):
-        registry.build_dataset(DataConfig(kind="kitti"), "triplets", "train")
+    with pytest.raises(ConfigError, match=r"data kind 'carla' is not registered; known: .*synthetic"):
+        registry.build_dataset(DataConfig(kind="carla"), "triplets", "train")
+    with pytest.raises(ConfigError, match="kitti data has roles triplets, depth_eval, not 'labelled'"):
+        registry.build_dataset(DataConfig(kind="kitti", root="."), "labelled", "train")
 
     class Numbers(Dataset):
         def __len__(self):
@@ -120,11 +133,21 @@ def test_registry_builds_held_out_synthetic_drives_and_plugs_in_new_kinds():
         def __getitem__(self, i):
             return i
 
-    registry.register("test_numbers")(lambda cfg, role, split: Numbers())
+    registry.register("test_numbers", ("labelled",))(lambda cfg, role, split: Numbers())
     assert "test_numbers" in registry.known_kinds()
     assert len(registry.build_dataset(DataConfig(kind="test_numbers"), "labelled", "val")) == 4
     with pytest.raises(ValueError, match="already registered"):
-        registry.register("test_numbers")(lambda cfg, role, split: Numbers())
+        registry.register("test_numbers", ("labelled",))(lambda cfg, role, split: Numbers())
+
+
+def test_a_recipe_holds_its_validation_drives_out(tmp_path):
+    recipe = tmp_path / "stage.yaml"
+    recipe.write_text((CONFIGS / "synthetic" / "student_stage1.yaml").read_text() + "\n")
+    stage = load_stage(recipe)
+    seed = stage.data.train_seeds[-1]
+    stage.data.val_seeds = [seed]
+    with pytest.raises(ConfigError, match=rf"seeds \[{seed}\] are in both train_seeds and val_seeds"):
+        check_stage(stage, str(recipe))
 
 
 class Indices(Dataset):

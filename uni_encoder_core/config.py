@@ -358,6 +358,56 @@ class PipelineConfig:
     warmup_frames: int = described(2, "random frames run through the model when it is loaded (kernels, allocator)")
 
 
+@dataclass
+class NodeConfig:
+    """The perception node's own settings (input, output frames, steering command); each is a node parameter.
+
+    Rosbag replay reads the same settings, so that it builds the messages the node would publish.
+    """
+
+    input: str = described(
+        "raw", "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on 'image/compressed'"
+    )
+    max_input_age: float = described(0.5, "s; older input gives no steering; past it the watchdog commands a stop")
+    max_steering_angle: float = described(0.5, "rad; commanded angle clamped to +-this")
+    max_steering_rate: float = described(
+        0.5, "rad/s; commanded angle change limited by this times the stamp difference"
+    )
+    speed: float = described(
+        2.0, "m/s commanded with every steering command; negative: visual-odometry speed (needs metric)"
+    )
+    publish_tf: bool = described(False, "also broadcast odom -> base_link on /tf")
+    autostart: bool = described(True, "configure and activate at start-up (no lifecycle manager needed)")
+    intrinsics: list[float] = described(description="fx/W, fy/H, cx/W, cy/H used until camera_info arrives",
+                                        default_factory=lambda: [0.58, 1.92, 0.5, 0.5])
+    camera_xyz: list[float] = described(description="m; camera position in base_link",
+                                        default_factory=lambda: [0.0, 0.0, 1.5])
+    camera_rpy: list[float] = described(description="rad; camera body (x forward) orientation in base_link",
+                                        default_factory=lambda: [0.0, 0.0, 0.0])
+    odom_frame: str = described("odom", "frame of the odometry")
+    base_frame: str = described("base_link", "vehicle frame (odometry child, steering commands)")
+    diagnostics_period: float = described(1.0, "s between /diagnostics messages")
+
+
+def load_node_parameters(path: str | os.PathLike, node: str = "perception_node") -> tuple[PipelineConfig, NodeConfig]:
+    """The pipeline and node settings of a ROS 2 parameter file (``config/perception.yaml``).
+
+    Reads the ``ros__parameters`` of the block named ``node`` (or ``/node``), else of the ``/**`` wildcard block.
+    Raises :class:`ConfigError` naming the file for unreadable YAML, no such block, or an unknown parameter or
+    wrong type (naming the key).
+    """
+    raw = read_yaml(path)
+    block = next((raw[k] for k in (node, f"/{node}", "/**") if isinstance(raw, dict) and k in raw), None)
+    if not isinstance(block, dict) or not isinstance(block.get("ros__parameters"), dict):
+        raise ConfigError(f"{path}: no '{node}:' or '/**:' block with 'ros__parameters:'; give the node's "
+                          "parameter file (config/perception.yaml)")
+    params = block["ros__parameters"]
+    pipeline_keys = {f.name for f in dataclasses.fields(PipelineConfig)}
+    node_params = {k: v for k, v in params.items() if k not in pipeline_keys}
+    pipeline = from_dict(PipelineConfig, {k: v for k, v in params.items() if k in pipeline_keys}, str(path))
+    return pipeline, from_dict(NodeConfig, node_params, str(path))
+
+
 def field_defaults(cls: type) -> dict[str, tuple[Any, str]]:
     """``name -> (default, description)`` for every field of dataclass ``cls`` (fields made with :func:`described`).
 

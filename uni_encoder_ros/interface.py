@@ -13,24 +13,10 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, qos_profile_sensor_data, qos_profile_system_default
 from sensor_msgs.msg import CameraInfo, Image
 
-from uni_encoder_core.config import PipelineConfig, field_defaults
+from uni_encoder_core.config import NodeConfig, PipelineConfig, field_defaults
 
 # name -> (default, description) of the parameters that are the node's own (the rest configure the pipeline).
-NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
-    "input": ("raw", "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on 'image/compressed'"),
-    "max_input_age": (0.5, "s; older input gives no steering; past it the watchdog commands a stop"),
-    "max_steering_angle": (0.5, "rad; commanded angle clamped to +-this"),
-    "max_steering_rate": (0.5, "rad/s; commanded angle change limited by this times the stamp difference"),
-    "speed": (2.0, "m/s commanded with every steering command; negative: visual-odometry speed (needs metric)"),
-    "publish_tf": (False, "also broadcast odom -> base_link on /tf"),
-    "autostart": (True, "configure and activate at start-up (no lifecycle manager needed)"),
-    "intrinsics": ([0.58, 1.92, 0.5, 0.5], "fx/W, fy/H, cx/W, cy/H used until camera_info arrives"),
-    "camera_xyz": ([0.0, 0.0, 1.5], "m; camera position in base_link"),
-    "camera_rpy": ([0.0, 0.0, 0.0], "rad; camera body (x forward) orientation in base_link"),
-    "odom_frame": ("odom", "frame of the odometry"),
-    "base_frame": ("base_link", "vehicle frame (odometry child, steering commands)"),
-    "diagnostics_period": (1.0, "s between /diagnostics messages"),
-}
+NODE_PARAMETERS: dict[str, tuple[Any, str]] = field_defaults(NodeConfig)
 # Every declared parameter: the pipeline's settings (PipelineConfig fields) and the node's own. These names are a
 # public interface: config/perception.yaml documents each.
 PARAMETERS: dict[str, tuple[Any, str]] = field_defaults(PipelineConfig) | NODE_PARAMETERS

@@ -12,5 +12,8 @@ COMMANDS: dict[str, str] = {
     "synth": "render the synthetic driving world to disk (npz frames, contact sheet, optional rosbag2)",
     "bench": "measure inference and training cost side by side",
     "demo": "run the perception node on a synthetic camera stream",
+    "eval": "the paper's Tables II, III and IV for a checkpoint on a data set (text, JSON, PNG panels)",
+    "replay": "run rosbag2 recordings through the node's pipeline without ROS: output bag, report, plots",
+    "dataset": "build and inspect data: 'from-bag' (rosbag2 -> lane-keeping HDF5), 'show' (one sample, PNG or npz)",
 }
 """Command name (also its module name in this package) -> one-line help."""

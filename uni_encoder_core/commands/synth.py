@@ -19,9 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
+from uni_encoder_core.colour import colour_depth, colour_semantic
 from uni_encoder_core.data.synthetic.world import TRAIN_IDS, SyntheticFrame, SyntheticWorld, WorldConfig
 from uni_encoder_core.errors import UsageError
-from uni_encoder_core.labels import CLASSES, PALETTE, THING_CLASSES, VOID
+from uni_encoder_core.labels import CLASSES, THING_CLASSES, VOID
 
 NPZ_KEYS = ("rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_cam", "scene_flow", "motion_mask",
             "curvature", "steering_angle", "stamp")
@@ -40,19 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-height", type=float, default=1.5, help="camera above the road in m (default 1.5)")
     parser.add_argument("--wheelbase", type=float, default=2.7, help="for the Ackermann angle, m (default 2.7)")
     parser.add_argument("--bag", help="also write a rosbag2 (MCAP) to this path (a directory; '.mcap' is dropped)")
-
-
-def colour_depth(depth: np.ndarray) -> np.ndarray:
-    """HxW metres (0 = none) -> HxWx3 uint8 RGB: inverse depth with the magma colour map, sky black."""
-    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), 0.0)
-    scale = np.percentile(inv[depth > 0], 98) if (depth > 0).any() else 1.0
-    img = cv2.applyColorMap(np.clip(inv / scale * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_MAGMA)[..., ::-1]
-    return np.where((depth > 0)[..., None], img, 0).astype(np.uint8)
-
-
-def colour_semantic(semantic: np.ndarray) -> np.ndarray:
-    """HxW train ids -> HxWx3 uint8 RGB with the Cityscapes palette (void black)."""
-    return PALETTE[semantic]
 
 
 def colour_motion(frame: SyntheticFrame) -> np.ndarray:

@@ -9,14 +9,16 @@ runs once and the transformer decoder runs once for all requested tasks (stacked
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import OneFormerConfig
 from transformers.models.oneformer.modeling_oneformer import (
     OneFormerPixelDecoder,
+    OneFormerPixelDecoderEncoderLayer,
     OneFormerPreTrainedModel,
     OneFormerTaskModel,
     OneFormerTextMapper,
@@ -63,16 +65,38 @@ def oneformer_config(cfg: SegmentationConfig, vocab_size: int) -> OneFormerConfi
         num_attention_heads=cfg.num_heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
         task_seq_len=cfg.max_seq_len, text_encoder_context_length=cfg.text_context_length,
         text_encoder_width=cfg.hidden_dim, text_encoder_num_layers=cfg.text_encoder_layers,
-        text_encoder_vocab_size=vocab_size, text_encoder_n_ctx=cfg.text_context_queries, is_training=True,
+        text_encoder_vocab_size=vocab_size, text_encoder_n_ctx=cfg.text_context_queries,
         use_auxiliary_loss=True, strides=[4, 8, 16, 32], common_stride=4,
     )
+
+
+def _without_dropout(config: OneFormerConfig) -> OneFormerConfig:
+    """A copy of ``config`` with ``dropout = 0`` (for the transformer module, see ``SegmentationHead``)."""
+    config = copy.deepcopy(config)
+    config.dropout = 0.0
+    return config
+
+
+def _dropout_follows_mode(layer: nn.Module, args: tuple) -> None:
+    """Forward pre-hook: a pixel-decoder encoder layer drops out only in train mode.
+
+    transformers switches that layer's dropout with its ``is_training`` attribute (fixed by the config)
+    instead of ``self.training``, so without this hook it would stay on (or off) regardless of
+    ``train()``/``eval()``.
+    """
+    layer.is_training = layer.training
 
 
 class SegmentationHead(OneFormerPreTrainedModel):
     """OneFormer head: ``head(features, tasks) -> {task: SegmentationPrediction}``.
 
     ``features``: 4 NCHW maps at strides 4, 8, 16, 32 with ``in_channels`` channels. Built through
-    ``OneFormerPreTrainedModel.post_init`` so that every parameter (e.g. ``level_embed``) is initialised.
+    ``OneFormerPreTrainedModel.post_init``, which runs OneFormer's initialisation on every module; the
+    query and level embeddings are then drawn from N(0, 1) as in the reference OneFormer (not
+    transformers' N(0, 0.02) and zeros): the object queries all start from the same task token, and
+    their embeddings are what tells them apart. ``cfg.dropout`` acts in the pixel decoder and the text
+    mapper, in train mode only; the transformer module runs without dropout, so that the object queries
+    cannot learn to tell themselves apart by dropout noise that ``eval()`` removes (docs/decisions.md).
     """
 
     def __init__(self, in_channels: list[int], cfg: SegmentationConfig):
@@ -91,12 +115,29 @@ class SegmentationHead(OneFormerPreTrainedModel):
         super().__init__(oneformer_config(cfg, len(VOCABULARY)))
         self.cfg = cfg
         self.pixel_decoder = OneFormerPixelDecoder(self.config, feature_channels=list(in_channels))
-        self.transformer = OneFormerTransformerModule(in_features=cfg.hidden_dim, config=self.config)
+        self.transformer = OneFormerTransformerModule(cfg.hidden_dim, _without_dropout(self.config))
         self.task_encoder = OneFormerTaskModel(self.config)
         self.text_mapper = OneFormerTextMapper(self.config)
         task_ids = Tokenizer(cfg.max_seq_len)([task_prompt(t) for t in TASKS]).float()
         self.register_buffer("task_ids", task_ids, persistent=False)  # 3 x max_seq_len, in TASKS order
         self.post_init()
+        with torch.no_grad():
+            nn.init.normal_(self.transformer.queries_embedder.weight)
+            nn.init.normal_(self.transformer.level_embed.weight)
+            nn.init.normal_(self.pixel_decoder.level_embed)
+        for layer in self.pixel_decoder.modules():
+            if isinstance(layer, OneFormerPixelDecoderEncoderLayer):
+                layer.register_forward_pre_hook(_dropout_follows_mode)
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: every module is transformers' own, so ``post_init`` runs OneFormer's ``_init_weights`` on all.
+
+        transformers treats a subclass defined outside its package as custom code and then skips every
+        module without parameters of its own (the deformable attention, the decoder layers, the query
+        transformer): their OneFormer initialisation (sampling-offset grid, Xavier weights) never ran.
+        """
+        return False
 
     def _task_tokens(self, tasks: list[str]) -> Tensor:
         """Task tokens of a list of task names: len(tasks) x D."""

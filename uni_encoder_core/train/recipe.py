@@ -62,6 +62,11 @@ def check_stage(cfg: StageConfig, source: str = "<recipe>") -> StageConfig:
         raise _fail(source, "schedule.milestones", f"must be positive and strictly increasing, got {sched.milestones}")
     if cfg.data.height != cfg.labelled.height or cfg.data.width != cfg.labelled.width:
         raise _fail(source, "labelled_data", "must have the same height and width as 'data'")
+    for key, data in (("data", cfg.data), ("labelled_data", cfg.labelled)):
+        shared = sorted(set(data.train_seeds) & set(data.val_seeds))
+        if data.kind == "synthetic" and shared:
+            raise _fail(source, f"{key}.val_seeds", f"seeds {shared} are in both train_seeds and val_seeds "
+                        "(validation must see held-out drives)")
     return cfg
 
 

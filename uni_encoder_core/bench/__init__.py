@@ -34,7 +34,7 @@ def run_node(model: UniEncoder, args: argparse.Namespace, tasks: list[str]) -> d
     try:
         from uni_encoder_ros.overhead import measure_node_overhead
     except ImportError as exc:
-        return {"unavailable": f"the ROS 2 Python packages are missing ({exc})"}
+        return {"unavailable": f"cannot load the ROS side ({exc})"}
     with tempfile.TemporaryDirectory(prefix="uni-encoder-bench-node-") as tmp:
         checkpoint = Path(tmp) / "model.pt"
         save_checkpoint(model.cpu(), checkpoint)

@@ -39,7 +39,8 @@ from transformers.models.oneformer.modeling_oneformer import (
 class Constants:
     """Tensors that depend only on feature sizes (position embeddings, level geometry), built on first use.
 
-    Entries are kept for one device and dtype at a time; asking for another clears them (the model moved).
+    Entries are kept for one device and dtype at a time; asking for another clears them (the model moved). While
+    tracing (ONNX export) nothing is cached: the entries must be traced from the sizes to follow a dynamic width.
     """
 
     def __init__(self):
@@ -48,6 +49,8 @@ class Constants:
 
     def get(self, key: tuple, device: torch.device, dtype: torch.dtype, build) -> object:
         """The entry ``key`` for ``device``/``dtype``, made by ``build()`` when missing."""
+        if torch.jit.is_tracing():
+            return build()
         if self.where != (device, dtype):
             self.store, self.where = {}, (device, dtype)
         if key not in self.store:

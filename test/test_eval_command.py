@@ -146,6 +146,8 @@ def test_lane_keeping_eval_gives_table_four_per_held_out_chunk(checkpoint, tmp_p
                               "--folds", 2, "--out", tmp_path / "eval")
     assert code == 0, err
     assert "CNN-LSTM 64 units [4]" in out and "TABLE III" not in out
+    ours = [line for line in out.splitlines() if line.startswith("tiny.pt")]
+    assert len(ours) == 2 and all(line.split()[1] == "—" for line in ours)  # MSE, weighted MSE: no training error
     result = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert [f["windows"] for f in result["steering"]["folds"]] == [5, 5]  # 20-frame chunks, 16-frame windows
     assert result["depth"] is None and result["segmentation"] is None

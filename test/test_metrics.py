@@ -418,3 +418,10 @@ def test_steering_table_text():
         "(3) Swin-AttnPool     1.64 ± 1.63   5.41 ± 6.06\n"
         "CNN-LSTM              0.19 ± 0.00  13.17 ± 3.85\n"
     )
+
+
+def test_missing_table_values_print_as_a_dash():
+    assert format_steering_table([SteeringRow("head", None, MeanStd(2.5, 0.5))]).splitlines()[-1] == (
+        "head                —  2.50 ± 0.50")
+    assert format_segmentation_table([SegmentationRow("m", 0.5, None, 0.25)]).splitlines()[-1] == (
+        "m        50.0       —     25.0")

@@ -368,10 +368,17 @@ class NodeConfig:
     input: str = described(
         "raw", "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on 'image/compressed'"
     )
-    max_input_age: float = described(0.5, "s; older input gives no steering; past it the watchdog commands a stop")
+    max_input_age: float = described(
+        0.5, "s; older input gives no steering; without a valid command for this long the watchdog commands a stop"
+    )
+    max_future_stamp: float = described(0.2, "s; frames stamped further ahead of the node's clock are rejected")
+    max_input_pixels: int = described(
+        3840 * 2160, "pixels; larger images (raw or compressed) are rejected before decoding"
+    )
     max_steering_angle: float = described(0.5, "rad; commanded angle clamped to +-this")
     max_steering_rate: float = described(
-        0.5, "rad/s; commanded angle change limited by this times the stamp difference"
+        0.5, "rad/s; commanded angle change limited by this times the time since the last command sent "
+        "(at most max_input_age)"
     )
     speed: float = described(
         2.0, "m/s commanded with every steering command; negative: visual-odometry speed (needs metric)"

@@ -1,4 +1,10 @@
-"""The node's frame counters and its ``/diagnostics`` status (rates, latencies, drops, rejects, model state)."""
+"""The node's frame counters and its ``/diagnostics`` status (rates, latencies, drops, rejects, model state).
+
+Levels: ERROR when no valid steering command was produced for ``max_input_age`` (the watchdog's stop), when the
+command gate stopped a non-finite command, or when the model is not loaded; WARN when inactive, when the clock
+does not run (``use_sim_time`` without ``/clock``), when messages are lost in transport or a publisher's QoS is
+incompatible (the message names the fix), or when messages were rejected.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +15,31 @@ from dataclasses import dataclass
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-COUNTERS = ("received", "processed", "rejected", "steering", "stop", "transport_dropped")
+COUNTERS = ("received", "processed", "rejected", "steering", "stop", "transport_dropped", "future_stamp",
+            "camera_info_rejected", "non_finite", "message_lost", "incompatible_qos", "internal_errors")
+# What to do about each kind of transport loss (named in the diagnostics message).
+LOST_FIX = ("large frames lost over best-effort UDP: use shared-memory transport or raise net.core.rmem_max, or for a "
+            "reliable camera set qos_overrides./image.subscription.reliability: reliable")
+INCOMPATIBLE_FIX = "set this node's qos_overrides.<topic>.subscription.<policy> to what the camera offers"
 
 
 @dataclass
 class NodeState:
-    """What the status reports besides the counters: lifecycle ``state`` ("active", "failed: ...", ...), input age
-    (s, None when not active) and its limit (s), frames overwritten in the mailbox and the temporal window's length.
+    """What the status reports besides the counters: lifecycle ``state`` ("active", "failed: ...", ...), seconds
+    without a valid steering command (node steady clock; None when not active), its limit ``max_input_age`` (s) and
+    the ``cause``, frames overwritten in the mailbox, the temporal window's length, a clock warning ("" if none).
     """
 
     name: str
     device: str
     checkpoint: str
     state: str
-    input_age: float | None
+    silent: float | None
     max_input_age: float
+    cause: str
     mailbox_dropped: int
     window_length: int
+    clock_warning: str = ""
 
 
 class Diagnostics:
@@ -34,6 +48,8 @@ class Diagnostics:
     def __init__(self):
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.last_reject = ""
+        self.last_gate_stop = ""  # why the command gate last turned a command into a stop
+        self.incompatible_policy = ""
         self.latency: deque[tuple[float, float]] = deque(maxlen=200)  # (processing s, pipeline s) per output
         self.last_report = (time.monotonic(), dict(self.counts))
         self.sequence: dict[bytes, int] = {}  # newest publication sequence number per image publisher
@@ -65,17 +81,7 @@ class Diagnostics:
         self.last_report = (now, counts)
         span = max(now - then, 1e-6)
         status = DiagnosticStatus(name=f"{node.name}: perception", hardware_id=node.device)
-        status.level, status.message = DiagnosticStatus.OK, "ok"
-        if node.input_age is not None and node.input_age > node.max_input_age:
-            status.level = DiagnosticStatus.ERROR
-            status.message = f"input stale: {node.input_age:.2f} s > max_input_age {node.max_input_age} s"
-        elif node.state.startswith("failed"):
-            status.level, status.message = DiagnosticStatus.ERROR, f"model not loaded ({node.state})"
-        elif node.state != "active":
-            status.level, status.message = DiagnosticStatus.WARN, f"not active ({node.state})"
-        elif counts["rejected"] > before["rejected"]:
-            status.level = DiagnosticStatus.WARN
-            status.message = f"rejected {counts['rejected'] - before['rejected']} frames: {self.last_reject}"
+        status.level, status.message = self._level(node, counts, before)
         latency = np.array(self.latency) * 1000.0 if self.latency else np.zeros((1, 2))
         values = {
             "model_state": node.state,
@@ -94,9 +100,42 @@ class Diagnostics:
             "window_length": str(node.window_length),
             "steering_commands": str(counts["steering"]),
             "stop_commands": str(counts["stop"]),
+            "seconds_without_command": "" if node.silent is None else f"{node.silent:.2f}",
+            "frames_stamped_ahead": str(counts["future_stamp"]),
+            "camera_info_rejected": str(counts["camera_info_rejected"]),
+            "non_finite_commands": str(counts["non_finite"]),
+            "messages_lost": str(counts["message_lost"]),
+            "incompatible_qos_events": str(counts["incompatible_qos"]),
+            "internal_errors": str(counts["internal_errors"]),
+            "clock_warning": node.clock_warning,
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         return status
+
+    def _level(self, node: NodeState, counts: dict[str, int], before: dict[str, int]) -> tuple[bytes, str]:
+        def new(key: str) -> int:
+            return counts[key] - before[key]
+
+        if node.state.startswith("failed"):
+            return DiagnosticStatus.ERROR, f"model not loaded ({node.state})"
+        if node.state != "active":
+            return DiagnosticStatus.WARN, f"not active ({node.state})"
+        if node.silent is not None and node.silent > node.max_input_age:
+            return DiagnosticStatus.ERROR, (f"no valid steering command for {node.silent:.2f} s > max_input_age "
+                                            f"{node.max_input_age} s ({node.cause}): stop commanded")
+        if new("non_finite"):
+            return DiagnosticStatus.ERROR, f"{new('non_finite')} non-finite commands stopped: {self.last_gate_stop}"
+        if node.clock_warning:
+            return DiagnosticStatus.WARN, node.clock_warning
+        if new("incompatible_qos"):
+            return DiagnosticStatus.WARN, (f"a publisher's QoS is incompatible ({self.incompatible_policy}): "
+                                           f"{INCOMPATIBLE_FIX}")
+        lost = max(new("message_lost"), new("transport_dropped"))  # two views of the same losses
+        if lost:
+            return DiagnosticStatus.WARN, f"{lost} image messages lost in transport: {LOST_FIX}"
+        if new("rejected"):
+            return DiagnosticStatus.WARN, f"rejected {new('rejected')} frames: {self.last_reject}"
+        return DiagnosticStatus.OK, "ok"
 
     def message(self, node: NodeState, stamp) -> DiagnosticArray:
         """``/diagnostics`` message with :meth:`status` at ``stamp`` (``builtin_interfaces/Time``)."""

@@ -8,7 +8,11 @@ works alone; a failed configure then exits with status 1.
 Data flow (keep-latest): the image callback only validates the message and stores it in a one-slot
 mailbox, counting an overwritten, unprocessed frame as dropped; inference runs in its own callback
 group, woken by a guard condition, always on the newest frame. Every output reuses the input header.
-A watchdog publishes a stop command and ERROR diagnostics when the input is older than ``max_input_age``.
+
+Safety: every steering command passes the :class:`CommandGate`; a watchdog on the node's steady clock publishes
+stop commands and ERROR diagnostics whenever no valid command was produced for ``max_input_age``, whatever the
+cause. Every callback turns its errors into counted rejections; transitions are serialised with the callbacks
+(``io_lock``) and with inference (``processing``). Parameters are checked at start-up, configure and runtime.
 """
 
 from __future__ import annotations
@@ -25,84 +29,107 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
 from uni_encoder_core.config import PipelineConfig
-from uni_encoder_core.messages.frames import camera_in_base, camera_matrix
+from uni_encoder_core.messages.frames import CameraInfoError, CameraIntrinsics, camera_in_base
 from uni_encoder_core.messages.images import ImageError, image_to_rgb8
 from uni_encoder_core.messages.outputs import Header, OutputMessages
-from uni_encoder_core.messages.steering import SteeringLimiter
-from uni_encoder_ros.diagnostics import Diagnostics, NodeState
-from uni_encoder_ros.interface import INPUT_QOS, OUTPUT_QOS, OUTPUT_TOPICS, PARAMETERS
+from uni_encoder_core.messages.stamps import NS, StampError, check_not_ahead, stamp_nanoseconds
+from uni_encoder_core.messages.steering import CommandGate
+from uni_encoder_ros.diagnostics import Diagnostics
+from uni_encoder_ros.interface import (
+    INPUT_QOS,
+    OUTPUT_QOS,
+    OUTPUT_TOPICS,
+    PARAMETERS,
+    check_params_files,
+    params_files,
+)
 from uni_encoder_ros.mailbox import Mailbox
 from uni_encoder_ros.messages import header_fields, to_message, transform_message
+from uni_encoder_ros.monitoring import Monitoring, guarded
+from uni_encoder_ros.parameters import STOP_PERIOD, Parameters
+from uni_encoder_ros.watchdog import CommandWatch
+
+WATCHDOG_PERIOD = 0.1  # s (steady clock) between watchdog checks, so between stop commands
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(Parameters, Monitoring, LifecycleNode):
     """Camera in; depth, segmentation, scene flow, odometry and steering out (see the module docstring)."""
 
-    def __init__(self, node_name: str = "perception_node", **kwargs: Any):
+    def __init__(self, node_name: str = "perception_node", parameter_files: list[str] | None = None, **kwargs: Any):
+        """``parameter_files``: the command line's parameter files, checked for values rcl would drop silently."""
         super().__init__(node_name, **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        self.state = "unconfigured"
+        for name, (default, description) in PARAMETERS.items():  # any type: checked by check_parameter
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, dynamic_typing=True))
+        self.values = {name: default for name, (default, _) in PARAMETERS.items()}
+        self.file_error = check_params_files(parameter_files or [], self.get_fully_qualified_name())
+        self.parameter_error = self.file_error or self.load_parameters()
+        self.state = "unconfigured" if self.parameter_error is None else f"failed: {self.parameter_error}"
         self.pipeline = None
         self.released = False
         self.mailbox = Mailbox()
-        self.processing = threading.Lock()
+        self.processing = threading.Lock()  # the pipeline: inference, release, cleanup
+        self.io_lock = threading.RLock()  # subscriptions and publishers: transitions vs. callbacks that use them
         self.stats = Diagnostics()
-        self.latest_stamp: Time | None = None
-        self.active_since: Time | None = None
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.watch = CommandWatch(self.steady_now())
         self.stale = False
+        self.camera: CameraIntrinsics | None = None
         self.K_info: CameraInfo | None = None
+        self.gate = CommandGate(self.param("max_steering_angle"), self.param("max_steering_rate"),
+                                self.param("max_input_age"), STOP_PERIOD)
+        self.messages: OutputMessages | None = None
         self.pubs: dict[str, Any] = {}
         self.io_subscriptions: list[Any] = []
-        self.io_timers: list[Any] = []
-        self.guard = None
         self.input_group = MutuallyExclusiveCallbackGroup()
         self.processing_group = MutuallyExclusiveCallbackGroup()
         self.monitor_group = MutuallyExclusiveCallbackGroup()
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag_timer = self.create_timer(
-            float(self.param("diagnostics_period")), self.publish_diagnostics, self.monitor_group
-        )
+        self.guard = self.create_guard_condition(self.process_latest, self.processing_group)
+        self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics, self.monitor_group, self.steady)
+        self.create_timer(WATCHDOG_PERIOD, self.watchdog, self.monitor_group, self.steady)
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.add_post_set_parameters_callback(self.on_parameters_set)
 
-    def param(self, name: str) -> Any:
-        """Current value of a declared parameter."""
-        return self.get_parameter(name).value
+    def steady_now(self) -> float:
+        """Seconds on the node's steady clock (runs whatever the ROS time does)."""
+        return self.steady.now().nanoseconds / NS
 
     # ----------------------------------------------------------------- lifecycle
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Load the model (clean FAILURE with the reason on a bad checkpoint) and create the publishers."""
+        """Check the parameters, load the model (clean FAILURE with the reason) and create the publishers."""
         from uni_encoder_core.inference.pipeline import PerceptionPipeline  # torch loads here, not at import
         from uni_encoder_core.models.checkpoint import CheckpointError
 
         self.state = "loading"
         try:
+            error = self.file_error or self.load_parameters()
+            if error is not None:
+                raise ValueError(f"invalid parameter: {error}")
             cfg = self.pipeline_config()
-            if self.param("input") not in ("raw", "compressed"):
-                raise ValueError(f"parameter input must be 'raw' or 'compressed', got '{self.param('input')}'")
-            if self.param("speed") < 0 and not cfg.metric_scale:
-                raise ValueError("speed < 0 (visual-odometry speed) needs metric_scale: true")
-            T_base_cam = camera_in_base(list(self.param("camera_xyz")), list(self.param("camera_rpy")))
-            self.pipeline = PerceptionPipeline(cfg)
+            T_base_cam = camera_in_base(self.param("camera_xyz"), self.param("camera_rpy"))
+            pipeline = PerceptionPipeline(cfg)
         except Exception as exc:  # every failure must reach the log: rclpy hides callback exceptions
             self.state = f"failed: {exc}"
             what = f"cannot load checkpoint '{self.param('checkpoint')}': " if isinstance(exc, CheckpointError) else ""
             self.get_logger().error(f"configure failed: {what}{exc}")
             return TransitionCallbackReturn.FAILURE
-        limiter = SteeringLimiter(self.param("max_steering_angle"), self.param("max_steering_rate"))
-        self.messages = OutputMessages(T_base_cam, limiter, self.param("speed"), self.param("odom_frame"),
-                                       self.param("base_frame"))
-        self.create_publishers()
-        self.state = "inactive"
+        self.on_parameters_set([])
+        with self.processing, self.io_lock:
+            self.pipeline = pipeline
+            self.messages = OutputMessages(T_base_cam, self.gate, self.param("speed"), self.param("odom_frame"),
+                                           self.param("base_frame"))
+            self.create_publishers()
+            self.state = "inactive"
         self.get_logger().info(
             f"model loaded from '{cfg.checkpoint}' on {cfg.device} ({cfg.precision}), "
             f"input {self.pipeline.model_hw[1]}x{self.pipeline.model_hw[0]}"
@@ -123,54 +150,52 @@ class PerceptionNode(LifecycleNode):
             self.pubs["/tf"] = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the subscriptions, the processing guard and the watchdog."""
-        if self.released:
-            self.pipeline.acquire()
-            self.released = False
+        """Start the subscriptions (with loss and QoS-incompatibility events) and the watchdog."""
+        with self.processing:
+            if self.released:
+                self.pipeline.acquire()
+                self.released = False
         qos = QoSOverridingOptions.with_default_policies()
         compressed = self.param("input") == "compressed"
         image_type, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
-        self.io_subscriptions = [
-            self.create_subscription(image_type, topic, self.on_image, INPUT_QOS, callback_group=self.input_group,
-                                     qos_overriding_options=qos),
-            self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, INPUT_QOS,
-                                     callback_group=self.input_group, qos_overriding_options=qos),
-        ]
-        self.guard = self.create_guard_condition(self.process_latest, self.processing_group)
-        period = min(0.1, self.param("max_input_age") / 2)
-        self.io_timers = [self.create_timer(period, self.watchdog, self.monitor_group)]
-        self.active_since = self.get_clock().now()
-        self.latest_stamp = None
-        self.stats.sequence.clear()
-        self.state = "active"
+        with self.io_lock:
+            self.io_subscriptions = [
+                self.create_subscription(image_type, topic, self.on_image, INPUT_QOS, callback_group=self.input_group,
+                                         qos_overriding_options=qos, event_callbacks=self.transport_events()),
+                self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, INPUT_QOS,
+                                         callback_group=self.input_group, qos_overriding_options=qos,
+                                         event_callbacks=self.transport_events()),
+            ]
+            self.watch.restart(self.steady_now())
+            self.stats.sequence.clear()
+            self.state = "active"
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop input and processing; free device memory (the model stays loaded on the CPU)."""
-        self.state = "inactive"
-        self.stop_io()
+        """Stop input and processing with one last stop command; free device memory (the model stays on the CPU)."""
+        with self.io_lock:
+            self.state = "inactive"
+            self.stop_io()
+            self.send_stop("node deactivated")
         with self.processing:
             self.pipeline.release()
-        self.released = True
+            self.released = True
         return TransitionCallbackReturn.SUCCESS
 
     def stop_io(self) -> None:
-        """Destroy subscriptions, the guard and the watchdog; forget any pending frame."""
-        for sub in self.io_subscriptions:
-            self.destroy_subscription(sub)
-        for timer in self.io_timers:
-            self.destroy_timer(timer)
-        if self.guard is not None:
-            self.destroy_guard_condition(self.guard)
-        self.io_subscriptions, self.io_timers, self.guard = [], [], None
-        self.mailbox.take()
+        """Destroy the subscriptions; forget any pending frame."""
+        with self.io_lock:
+            for sub in self.io_subscriptions:
+                self.destroy_subscription(sub)
+            self.io_subscriptions = []
+            self.mailbox.take()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unload the model and remove the publishers."""
-        with self.processing:
+        with self.processing, self.io_lock:
             for pub in self.pubs.values():
                 self.destroy_publisher(pub)
-            self.pubs, self.pipeline, self.state, self.released = {}, None, "unconfigured", False
+            self.pubs, self.pipeline, self.messages, self.state, self.released = {}, None, None, "unconfigured", False
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -183,56 +208,88 @@ class PerceptionNode(LifecycleNode):
 
     # ----------------------------------------------------------------- input
 
+    @guarded
     def on_image(self, msg: Image | CompressedImage, info: dict) -> None:
-        """Count (also frames lost in transport), validate and keep the newest frame; wake the processing group."""
+        """Count (also frames lost in transport), check stamp and pixels, keep the newest frame, wake processing."""
         self.stats.receive(info)
+        self.watch.image(self.steady_now())
         try:
-            rgb = image_to_rgb8(msg)
-        except ImageError as exc:
-            self.stats.reject(str(exc))
-            self.get_logger().warning(f"rejected image: {exc}", throttle_duration_sec=2.0)
+            stamp_ns = stamp_nanoseconds(msg.header.stamp)
+            check_not_ahead(stamp_ns, self.get_clock().now().nanoseconds, self.param("max_future_stamp"))
+            rgb = image_to_rgb8(msg, self.param("max_input_pixels"))
+        except (StampError, ImageError) as exc:
+            if str(exc).startswith("camera clock ahead"):
+                self.stats.counts["future_stamp"] += 1
+            self.reject(f"rejected image: {exc}")
             return
-        self.latest_stamp = Time.from_msg(msg.header.stamp)
-        self.mailbox.put((msg.header, rgb, time.perf_counter()))
-        if self.guard is not None:
+        with self.io_lock:
+            if self.state != "active":
+                return
+            self.mailbox.put((msg.header, stamp_ns, rgb, time.perf_counter()))
             self.guard.trigger()
 
+    def reject(self, reason: str) -> None:
+        """Count a rejected message, note it as why no command came, and log it (throttled)."""
+        self.stats.reject(reason)
+        self.watch.no_command(reason)
+        self.get_logger().warning(reason, throttle_duration_sec=2.0)
+
+    @guarded
     def on_camera_info(self, msg: CameraInfo) -> None:
-        """Remember the camera's intrinsics (they win over the ``intrinsics`` parameter)."""
-        if msg.k[0] > 0 and msg.k[4] > 0 and msg.width > 0 and msg.height > 0:
-            self.K_info = msg
+        """Remember the camera's intrinsics (they win over the ``intrinsics`` parameter); reject invalid ones."""
+        try:
+            camera = CameraIntrinsics.from_camera_info(msg)
+        except CameraInfoError as exc:
+            self.stats.counts["camera_info_rejected"] += 1
+            self.get_logger().warning(f"rejected camera_info: {exc}", throttle_duration_sec=5.0)
+            return
+        self.camera, self.K_info = camera, msg
 
     def intrinsics(self, height: int, width: int) -> np.ndarray:
-        """K (3x3 pixels) for an image of this size (see :func:`camera_matrix`)."""
-        return camera_matrix(height, width, self.K_info, list(self.param("intrinsics")))
+        """K (3x3 pixels) for an image of this size: camera_info scaled to it, else the ``intrinsics`` parameter."""
+        camera = self.camera
+        if camera is None:
+            fx, fy, cx, cy = self.param("intrinsics")
+            return np.array([[fx * width, 0, cx * width], [0, fy * height, cy * height], [0, 0, 1]])
+        mismatch = camera.aspect_mismatch(height, width)
+        if mismatch is not None:
+            self.get_logger().warning(mismatch, throttle_duration_sec=10.0)
+        return camera.scaled(height, width)
 
     # ----------------------------------------------------------------- processing
 
+    @guarded
     def process_latest(self) -> None:
         """Run inference on the newest frame until the mailbox is empty (processing callback group)."""
-        from uni_encoder_core.inference.pipeline import CameraFrame, PipelineError
-
         while self.state == "active" and (item := self.mailbox.take()) is not None:
-            header, rgb, received = item
-            stamp = Time.from_msg(header.stamp).nanoseconds * 1e-9
-            with self.processing:
-                if self.state != "active":
-                    return
-                try:
-                    result = self.pipeline.process(CameraFrame(rgb, stamp, self.intrinsics(*rgb.shape[:2])))
-                except PipelineError as exc:
-                    self.stats.reject(str(exc))
-                    self.get_logger().warning(f"rejected frame: {exc}", throttle_duration_sec=2.0)
-                    continue
-                if result.reset:
-                    self.get_logger().info(f"temporal window restarted: {result.reset}")
-                self.publish(header, result)
-            self.stats.counts["processed"] += 1
-            now = self.get_clock().now()
-            age = (now - Time.from_msg(header.stamp)).nanoseconds * 1e-9
-            self.stats.latency.append((time.perf_counter() - received, age))
+            self.process(*item)
 
-    def publish(self, header, result) -> None:
+    def process(self, header, stamp_ns: int, rgb: np.ndarray, received: float) -> None:
+        """One frame: inference, then its outputs (a failing frame is a counted rejection)."""
+        from uni_encoder_core.inference.pipeline import CameraFrame
+
+        with self.processing:
+            if self.state != "active":
+                return
+            self.watch.busy(self.steady_now())
+            try:
+                result = self.pipeline.process(CameraFrame(rgb, stamp_ns / NS, self.intrinsics(*rgb.shape[:2])))
+            except Exception as exc:  # noqa: BLE001 - a frame the pipeline cannot take is a rejection
+                self.reject(f"rejected frame: {exc}")
+                return
+            finally:
+                self.watch.busy(None)
+        if result.reset:
+            self.get_logger().info(f"temporal window restarted: {result.reset}")
+        with self.io_lock:
+            if self.state != "active":
+                return
+            self.publish(header, stamp_ns, result)
+        self.stats.counts["processed"] += 1
+        age = (self.get_clock().now().nanoseconds - stamp_ns) / NS
+        self.stats.latency.append((time.perf_counter() - received, age))
+
+    def publish(self, header, stamp_ns: int, result) -> None:
         """Publish every output of one frame with the input header's stamp (images: also its frame_id)."""
         head = header_fields(header)
         colour = self.pubs["segmentation/semantic_color"].get_subscription_count() > 0
@@ -242,54 +299,39 @@ class PerceptionNode(LifecycleNode):
         self.pubs["odom"].publish(to_message(odometry))
         if "/tf" in self.pubs:
             self.pubs["/tf"].publish(transform_message(odometry))
-        if result.steering_angle is not None:
-            self.publish_steering(header, result)
+        if result.steering_angle is None:
+            self.watch.no_command(f"temporal window filling ({result.window_length}/{self.pipeline.ring.capacity} "
+                                  "frames)")
+        else:
+            self.publish_steering(head, stamp_ns, result)
 
-    def publish_steering(self, header, result) -> None:
-        """Ackermann command from the steering head, unless the frame is already older than ``max_input_age``."""
-        age = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-9
+    def publish_steering(self, head: Header, stamp_ns: int, result) -> None:
+        """The gated Ackermann command, unless the frame is already older than ``max_input_age``."""
+        age = (self.get_clock().now().nanoseconds - stamp_ns) / NS
         if age > self.param("max_input_age"):
+            self.watch.no_command(f"frame is {age:.2f} s old")
             self.get_logger().warning(f"no steering command: frame is {age:.2f} s old", throttle_duration_sec=2.0)
             return
-        self.pubs["steering"].publish(to_message(self.messages.steering(result, header_fields(header))))
-        self.stats.counts["steering"] += 1
-
-    # ----------------------------------------------------------------- monitoring
-
-    def input_age(self) -> float:
-        """Seconds since the stamp of the newest valid frame (since activation when none arrived)."""
-        ref = self.latest_stamp or self.active_since
-        return (self.get_clock().now() - ref).nanoseconds * 1e-9
-
-    def watchdog(self) -> None:
-        """Past ``max_input_age``: publish a stop command (speed 0, angle held) and report ERROR."""
-        age, limit = self.input_age(), self.param("max_input_age")
-        if age <= limit:
-            if self.stale:
-                self.get_logger().info(f"input resumed (age {age:.2f} s)")
-            self.stale = False
+        now = self.steady_now()
+        drive = self.messages.steering(result, head, now)
+        if drive is not None:
+            self.pubs["steering"].publish(to_message(drive))
+        if drive is not None and not drive.reason:
+            self.stats.counts["steering"] += 1
+            self.watch.command(now)
             return
-        now = self.get_clock().now().to_msg()
-        self.pubs["steering"].publish(to_message(self.messages.stop(Header(now.sec, now.nanosec, ""))))
-        self.stats.counts["stop"] += 1
-        if not self.stale:
-            self.stale = True
-            self.get_logger().error(f"input stale ({age:.2f} s > max_input_age {limit} s): commanding a stop")
-            self.publish_diagnostics()
-
-    def publish_diagnostics(self) -> None:
-        """/diagnostics: rates, latencies, counters and model state; ERROR when stale or not loaded."""
-        window = self.pipeline.ring.count if self.pipeline is not None else 0
-        age = self.input_age() if self.state == "active" else None  # no reference time before activation
-        state = NodeState(self.get_name(), str(self.param("device")), self.param("checkpoint"), self.state, age,
-                          self.param("max_input_age"), self.mailbox.dropped, window)
-        self.diagnostics.publish(self.stats.message(state, self.get_clock().now().to_msg()))
-
+        self.stats.counts["non_finite"] += 1
+        self.stats.last_gate_stop = f"non-finite command (angle {result.steering_angle})"
+        self.watch.no_command(self.stats.last_gate_stop)
+        if drive is not None:
+            self.stats.counts["stop"] += 1
+        self.get_logger().error(f"command gate: {self.stats.last_gate_stop}: stop commanded",
+                                throttle_duration_sec=2.0)
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``perception_node`` (``--ros-args`` accepted)."""
     rclpy.init(args=args)
-    node = PerceptionNode()
+    node = PerceptionNode(parameter_files=params_files(sys.argv if args is None else args))
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:

@@ -24,6 +24,7 @@ from rosbags.serde import SerdeError
 
 from uni_encoder_core.bags.writer import typestore
 from uni_encoder_core.errors import UserError
+from uni_encoder_core.messages.frames import CameraInfoError, CameraIntrinsics
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CURVATURE_TYPES = ("std_msgs/msg/Float32", "std_msgs/msg/Float64")
@@ -163,5 +164,10 @@ def decode_steering(message: BagMessage, wheelbase: float | None) -> SteeringSam
 
 
 def usable_camera_info(msg: Any) -> Any | None:
-    """``msg`` when it is a usable ``CameraInfo`` (fx, fy > 0 and a size), else None (the node's rule)."""
-    return msg if msg.k[0] > 0 and msg.k[4] > 0 and msg.width > 0 and msg.height > 0 else None
+    """``msg`` when it is a usable ``CameraInfo``, else None (the node's rule:
+    :meth:`~uni_encoder_core.messages.frames.CameraIntrinsics.from_camera_info`)."""
+    try:
+        CameraIntrinsics.from_camera_info(msg)
+    except CameraInfoError:
+        return None
+    return msg

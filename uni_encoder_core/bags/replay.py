@@ -37,7 +37,7 @@ from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline,
 from uni_encoder_core.messages.frames import camera_in_base, camera_matrix
 from uni_encoder_core.messages.images import ImageError, image_to_rgb8
 from uni_encoder_core.messages.outputs import Header, OutputMessages
-from uni_encoder_core.messages.steering import SteeringLimiter
+from uni_encoder_core.messages.steering import CommandGate
 
 
 @dataclass
@@ -83,10 +83,10 @@ class BagReplay:
 
 
 def output_messages(node: NodeConfig) -> OutputMessages:
-    """The node's message builder for these settings (camera extrinsic, steering limiter, speed, frames)."""
+    """The node's message builder for these settings (camera extrinsic, command gate, speed, frames)."""
     T_base_cam = camera_in_base(list(node.camera_xyz), list(node.camera_rpy))
-    limiter = SteeringLimiter(node.max_steering_angle, node.max_steering_rate)
-    return OutputMessages(T_base_cam, limiter, node.speed, node.odom_frame, node.base_frame)
+    gate = CommandGate(node.max_steering_angle, node.max_steering_rate, node.max_input_age)
+    return OutputMessages(T_base_cam, gate, node.speed, node.odom_frame, node.base_frame)
 
 
 def check_bag(path: Path, cfg: ReplayConfig) -> None:
@@ -129,7 +129,7 @@ def replay_bag(path: Path, pipeline: PerceptionPipeline, node: NodeConfig, cfg: 
         with OutputBagWriter(output) as writer:
             for message in tqdm(reader.messages(cfg.image_topic), total=run.frames, desc=path.name, unit="frame"):
                 try:
-                    rgb = image_to_rgb8(message.msg)
+                    rgb = image_to_rgb8(message.msg, node.max_input_pixels)
                 except ImageError as exc:
                     reader.rejected.append(Rejected(cfg.image_topic, message.index, message.stamp, str(exc)))
                     continue
@@ -152,11 +152,13 @@ def replay_bag(path: Path, pipeline: PerceptionPipeline, node: NodeConfig, cfg: 
                     writer.write(topic, content)
                 writer.write("odom", messages.odometry(result, header))
                 if result.steering_angle is not None:
-                    drive = messages.steering(result, header)
-                    writer.write("steering", drive)
-                    run.prediction_stamps.append(message.stamp_ns)
-                    run.head_curvature.append(float(result.curvature))
-                    run.command_angle.append(drive.steering_angle)
+                    drive = messages.steering(result, header)  # None: a rate-bounded stop (non-finite command)
+                    if drive is not None:
+                        writer.write("steering", drive)
+                    if drive is not None and not drive.reason:
+                        run.prediction_stamps.append(message.stamp_ns)
+                        run.head_curvature.append(float(result.curvature))
+                        run.command_angle.append(drive.steering_angle)
                 if message.index in panel_at:
                     run.panels.append((np.array(rgb), result))
         run.counts = dict(writer.counts)

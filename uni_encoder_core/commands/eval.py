@@ -9,7 +9,6 @@ keeping Table IV (the checkpoint's steering head on every held-out chunk), the s
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from uni_encoder_core.data.lane_keeping import recording_files
 from uni_encoder_core.data.registry import build_dataset
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 from uni_encoder_core.data.synthetic.stored import StoredFrames
+from uni_encoder_core.errors import UsageError
 from uni_encoder_core.eval.report import format_tables, write_report
 from uni_encoder_core.eval.runner import (
     EvalResult,
@@ -64,7 +64,7 @@ def _model(path: str, device: str) -> UniEncoder:
     if not isinstance(model, UniEncoder):
         raise CheckpointError(f"{path}: holds a {type(model).__name__}; evaluation needs a UniEncoder checkpoint")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but CUDA is not available")
+        raise UsageError(f"--device {device}: CUDA is not available here; use --device cpu")
     return model.to(device).eval()
 
 
@@ -78,14 +78,14 @@ def evaluate(args: argparse.Namespace, model: UniEncoder, settings: EvalSettings
                                            num_frames=args.frames))
         return evaluate_frames(model, world.frame, args.frames, settings)
     if not args.root:
-        raise ValueError(f"--dataset {args.dataset} needs --root (the data folder)")
+        raise UsageError(f"--dataset {args.dataset} needs --root (the data folder)")
     if args.dataset == "lane_keeping":
         return evaluate_recordings(model, recording_files(args.root), settings)
     cfg = DataConfig(kind=args.dataset, root=args.root, split_file=args.split_file, height=model.cfg.height,
                      width=model.cfg.width, crop_bottom=settings.crop_bottom)
     cfg.augment.enabled = False
     if args.dataset == "kitti" and not args.split_file:
-        raise ValueError("--dataset kitti needs --split-file (monodepth2 format, e.g. splits/eigen/test_files.txt)")
+        raise UsageError("--dataset kitti needs --split-file (monodepth2 format, e.g. splits/eigen/test_files.txt)")
     result = EvalResult()
     if args.dataset == "cityscapes":
         evaluate_labelled(model, build_dataset(cfg, "labelled", args.split), settings, result)
@@ -95,18 +95,14 @@ def evaluate(args: argparse.Namespace, model: UniEncoder, settings: EvalSettings
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the tables, write ``--out``; exit code 2 with one line naming the problem on bad input."""
+    """Evaluate, print the tables, write ``--out`` (bad input raises; the command line reports it in one line)."""
     args.split = args.split or DEFAULT_SPLITS.get(args.dataset, "test")
     crop = DEFAULT_CROP.get(args.dataset, 0.0) if args.crop_bottom is None else args.crop_bottom
     settings = EvalSettings(crop_bottom=crop, folds=args.folds, label_scale=args.label_scale,
                             steering_lambda=args.steering_lambda, panels=args.panels, device=args.device)
-    try:
-        model = _model(args.checkpoint, args.device)
-        with torch.inference_mode():
-            result = evaluate(args, model, settings)
-    except (CheckpointError, ValueError) as exc:
-        print(f"uni-encoder eval: {exc}", file=sys.stderr)
-        return 2
+    model = _model(args.checkpoint, args.device)
+    with torch.inference_mode():
+        result = evaluate(args, model, settings)
     name = Path(args.checkpoint).name
     text = format_tables(result, args.dataset, name, markdown=args.markdown)
     print(text, end="")

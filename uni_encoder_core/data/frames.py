@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 import torch
 
+from uni_encoder_core.errors import UserError
 from uni_encoder_core.inference.pipeline import crop_rows, model_intrinsics, preprocess
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data set on disk is missing a file or folder, or holds one that cannot be read; the text names it."""
 
 

@@ -7,8 +7,9 @@ pair them with the previous frame's slot, the steering head reads the whole wind
 comes back at the input image's resolution; cropped rows are NaN depth / void labels.
 
 Temporal state (ring buffer, odometry) resets when the stamp goes backwards (a bag loop) or jumps by
-more than ``max_frame_gap``. With ``metric_scale`` the up-to-scale depth, translation and scene flow
-are scaled to metres from a RANSAC ground-plane fit and the known ``camera_height``.
+more than ``max_frame_gap``; a frame with the previous frame's stamp is rejected and changes nothing.
+With ``metric_scale`` the up-to-scale depth, translation and scene flow are scaled to metres from a
+RANSAC ground-plane fit and the known ``camera_height``.
 """
 
 from __future__ import annotations
@@ -242,7 +243,10 @@ class PerceptionPipeline:
         if self.last_stamp is None:
             return None
         dt = stamp - self.last_stamp
-        if dt <= 0:
+        if dt == 0:
+            raise PipelineError(f"duplicate stamp {stamp:.9f} s (the previous frame's): frame skipped, window and "
+                                "odometry kept")
+        if dt < 0:
             self.pose = np.eye(4)  # a new pass over the sequence (bag loop) starts a new odometry
             return f"stamp went backwards by {-dt:.3f} s"
         if dt > self.cfg.max_frame_gap:

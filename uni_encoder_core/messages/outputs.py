@@ -3,7 +3,8 @@
 Every image output reuses the input header (stamp and frame id): depth 32FC1 (NaN = invalid) with its camera_info,
 semantic mono8 (train ids) and its rgb8 colouring, instance 16UC1, panoptic 32SC1, scene flow 32FC3 and the
 motion mask mono8 (0/255). Odometry is ``odom`` -> ``base_link`` through the camera extrinsic, with a covariance
-that grows with the distance travelled; steering is the limited Ackermann angle.
+that grows with the distance travelled; steering commands and stop commands are what the :class:`CommandGate` lets
+through.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from uni_encoder_core.labels import PALETTE
 from uni_encoder_core.messages.frames import odometry_in_base
 from uni_encoder_core.messages.images import ImageFields, encode_image
-from uni_encoder_core.messages.steering import SteeringLimiter
+from uni_encoder_core.messages.steering import Command, CommandGate
 
 if TYPE_CHECKING:  # the pipeline module loads torch; message building needs none of it
     from uni_encoder_core.inference.pipeline import PerceptionResult
@@ -80,13 +81,17 @@ class OdometryFields:
 
 @dataclass
 class DriveFields:
-    """``ackermann_msgs/AckermannDriveStamped``: angle rad (+ left), angle velocity rad/s, speed m/s, accel m/s^2."""
+    """``ackermann_msgs/AckermannDriveStamped``: angle rad (+ left), angle velocity rad/s, speed m/s, accel m/s^2.
+
+    ``reason`` (not part of the message) says why a command is a stop command; empty for a steering command.
+    """
 
     header: Header
     steering_angle: float
     steering_angle_velocity: float
     speed: float
     acceleration: float = 0.0
+    reason: str = ""
 
 
 @dataclass
@@ -95,11 +100,11 @@ class OutputMessages:
 
     ``T_base_cam`` (4x4) is the camera optical frame in ``base_frame``; ``speed`` (m/s) is sent with every steering
     command, a negative value sending the visual-odometry speed instead. Holds the state that spans frames: the
-    odometry covariance, the previous stamp, the speed estimate and the steering limiter.
+    odometry covariance, the previous stamp, the speed estimate and the command gate.
     """
 
     T_base_cam: np.ndarray
-    limiter: SteeringLimiter
+    gate: CommandGate
     speed: float
     odom_frame: str = "odom"
     base_frame: str = "base_link"
@@ -168,12 +173,23 @@ class OutputMessages:
             [float(v) for v in twist], np.diag(twist_var).reshape(-1).tolist(),
         )
 
-    def steering(self, result: PerceptionResult, header: Header) -> DriveFields:
-        """The limited Ackermann command for a result with a ``steering_angle``, in ``base_frame``."""
-        angle = self.limiter.update(result.steering_angle, result.stamp)
-        speed = self.speed if self.speed >= 0 else self.speed_estimate
-        return DriveFields(header.with_frame(self.base_frame), angle, float(self.limiter.max_rate), float(speed))
+    def steering(self, result: PerceptionResult, header: Header, now: float | None = None) -> DriveFields | None:
+        """The gated Ackermann command for a result with a ``steering_angle``, in ``base_frame``.
 
-    def stop(self, header: Header) -> DriveFields:
-        """Stop command: speed 0 as quickly as possible (acceleration 0), the last angle held."""
-        return DriveFields(header.with_frame(self.base_frame), self.limiter.angle, 0.0, 0.0, 0.0)
+        ``now`` (s) is the gate's clock (default: the result's stamp). A non-finite angle or speed gives a stop
+        command with its ``reason``, or None while stop commands are rate-bounded (see :class:`CommandGate`).
+        """
+        speed = self.speed if self.speed >= 0 else self.speed_estimate
+        command = self.gate.steer(result.steering_angle, speed, result.stamp if now is None else now)
+        return None if command is None else self._drive(header, command)
+
+    def stop(self, header: Header, reason: str, now: float) -> DriveFields | None:
+        """Stop command (speed 0 as quickly as possible, the last angle held) for ``reason``, or None when the gate
+        sent one less than its ``stop_period`` before ``now`` (s, the gate's clock)."""
+        command = self.gate.stop(now, reason)
+        return None if command is None else self._drive(header, command)
+
+    def _drive(self, header: Header, command: Command) -> DriveFields:
+        velocity = 0.0 if command.stop else self.gate.max_rate
+        return DriveFields(header.with_frame(self.base_frame), command.angle, velocity, command.speed, 0.0,
+                           command.reason)

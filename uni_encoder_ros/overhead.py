@@ -43,8 +43,8 @@ def measure_node_overhead(checkpoint: Path, height: int, width: int, frames: int
     pipeline ms, and their per-round ratio. Raises ``RuntimeError`` with the node's log when it does not start."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", "74")
-    params = {"checkpoint": str(checkpoint), "device": device, "max_input_age": "1000.0", "max_frame_gap": "1000.0",
-              "diagnostics_period": "1000.0", "warmup_frames": "2",
+    params = {"checkpoint": str(checkpoint), "device": device, "max_input_age": "60.0", "max_frame_gap": "3600.0",
+              "diagnostics_period": "60.0", "warmup_frames": "2",
               "segmentation_tasks": "[" + ",".join(tasks) + "]"}
     cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "--params-file",
            str(ROOT / "config/perception.yaml")] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]

@@ -17,6 +17,7 @@ setup(
         ("share/" + package_name + "/config", glob("config/*.yaml")),
         ("share/" + package_name + "/config/model", glob("config/model/*.yaml")),
         ("share/" + package_name + "/training/configs", glob("training/configs/*.yaml")),
+        ("share/" + package_name + "/training/configs/synthetic", glob("training/configs/synthetic/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
-from uni_encoder_ros.node import OUTPUT_TOPICS
+from uni_encoder_ros.interface import OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS: dict[str, type] = OUTPUT_TOPICS | {"/tf": TFMessage, "/diagnostics": DiagnosticArray}
@@ -35,10 +35,14 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def start_node(log: Path, params: dict[str, Any], name: str = "perception_node") -> subprocess.Popen:
-    """Start the node process (node ``name``) with the shipped parameter file and ``params``; output to ``log``."""
+def start_node(log: Path, params: dict[str, Any], name: str = "perception_node",
+               params_file: Path | None = None) -> subprocess.Popen:
+    """Start the node process (node ``name``) with the shipped parameter file, then ``params_file`` when given, and
+    ``params``; output to ``log``."""
     cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "-r", f"__node:={name}"]
     cmd += ["--params-file", str(ROOT / "config/perception.yaml")]
+    if params_file is not None:
+        cmd += ["--params-file", str(params_file)]
     for name, value in params.items():
         cmd += ["-p", f"{name}:={_value(value)}"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)

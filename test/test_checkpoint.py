@@ -135,5 +135,5 @@ def test_init_command_writes_a_loadable_checkpoint_and_a_summary(tmp_path, capsy
     assert main(["init", "--model", str(TINY), "--out", str(again), "--seed", "3"]) == 0
     reloaded = load_checkpoint(again).state_dict()
     assert all(torch.equal(v, reloaded[k]) for k, v in model.state_dict().items())
-    assert main(["init", "--model", str(tmp_path / "none.yaml"), "--out", str(out)]) == 2
+    assert main(["init", "--model", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "new.pt")]) == 2
     assert "file not found" in capsys.readouterr().err

@@ -91,3 +91,23 @@ def test_saved_file_has_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "stage.yaml").stat().st_mode & 0o777 == 0o644
+
+
+def test_field_defaults_give_each_pipeline_setting_with_its_description():
+    from dataclasses import dataclass, fields
+
+    from uni_encoder_core.config import described, field_defaults
+
+    table = field_defaults(PipelineConfig)
+    assert list(table) == [f.name for f in fields(PipelineConfig)]
+    assert table["segmentation_tasks"] == (["panoptic"], "OneFormer tasks to run: any of panoptic, semantic, instance")
+    assert table["camera_height"][0] == 1.5 and table["camera_height"][1].startswith("m ")
+    assert PipelineConfig(**{name: default for name, (default, _) in table.items()}) == PipelineConfig()
+
+    @dataclass
+    class Partly:
+        documented: int = described(1, "a setting")
+        bare: int = 2
+
+    with pytest.raises(ConfigError, match=r"Partly\.bare has no description"):
+        field_defaults(Partly)

@@ -10,15 +10,14 @@ import pytest
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from uni_encoder_ros.conversions import (  # noqa: E402
+from uni_encoder_core.messages.images import (  # noqa: E402
     ENCODINGS,
     ImageError,
-    compressed_size,
     image_to_numpy,
     image_to_rgb8,
-    numpy_to_image,
-    rgb8_to_compressed,
+    stream_header,
 )
+from uni_encoder_ros.messages import numpy_to_image, rgb8_to_compressed  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -119,10 +118,10 @@ def test_compressed_png_is_lossless_and_jpeg_close():
     rows, cols = np.mgrid[0:48, 0:64]
     rgb = np.stack([cols * 4, rows * 5, np.full_like(rows, 90)], axis=-1).astype(np.uint8)
     png = rgb8_to_compressed(rgb, "png")
-    assert compressed_size(bytes(png.data)) == (48, 64)
+    assert stream_header(np.frombuffer(png.data, np.uint8)) == (48, 64, 8)
     np.testing.assert_array_equal(image_to_rgb8(png), rgb)
     jpeg = rgb8_to_compressed(rgb, "jpeg", quality=95)
-    assert compressed_size(bytes(jpeg.data)) == (48, 64)
+    assert stream_header(np.frombuffer(jpeg.data, np.uint8)) == (48, 64, 8)
     decoded = image_to_rgb8(jpeg)
     assert decoded.shape == rgb.shape
     assert np.abs(decoded.astype(int) - rgb).mean() < 3.0
@@ -143,3 +142,26 @@ def test_compressed_rejections():
         image_to_rgb8(CompressedImage(format="tiff", data=array.array("B", b"II*\x00")))
     with pytest.raises(ImageError, match="could not decode"):
         image_to_rgb8(CompressedImage(format="png", data=array.array("B", _png_header(64, 48))))
+
+
+def test_output_contents_become_rclpy_messages():
+    from uni_encoder_core.messages.outputs import CameraInfoFields, DriveFields, Header, OdometryFields
+    from uni_encoder_ros.messages import to_message, transform_message
+
+    header = Header(3, 250, "odom")
+    odom = OdometryFields(header, "base_link", [1.0, 2.0, 0.5], [0.0, 0.0, 0.6, 0.8], [0.1] * 36,
+                          [4.0, 0, 0, 0, 0, 0.2], [0.2] * 36)
+    msg = to_message(odom)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (3, 250, "odom")
+    assert msg.child_frame_id == "base_link" and msg.pose.pose.position.y == 2.0 and msg.pose.pose.orientation.w == 0.8
+    assert msg.twist.twist.linear.x == 4.0 and msg.twist.twist.angular.z == 0.2 and msg.pose.covariance[35] == 0.1
+    tf = transform_message(odom).transforms[0]
+    assert (tf.header.frame_id, tf.child_frame_id, tf.transform.translation.z, tf.transform.rotation.z) == (
+        "odom", "base_link", 0.5, 0.6)
+    drive = to_message(DriveFields(header.with_frame("base_link"), 0.25, 0.5, 2.0))
+    assert (drive.header.frame_id, drive.drive.steering_angle, drive.drive.steering_angle_velocity,
+            drive.drive.speed, drive.drive.acceleration) == ("base_link", 0.25, 0.5, 2.0, 0.0)
+    info = to_message(CameraInfoFields(header, 2, 3, [1.0] * 9, [0.0] * 9, [2.0] * 12, "plumb_bob", [0.1]))
+    assert list(info.k) == [1.0] * 9 and list(info.p) == [2.0] * 12 and list(info.d) == [0.1]
+    with pytest.raises(TypeError, match="no ROS message for str"):
+        to_message("depth")

@@ -205,6 +205,21 @@ def test_panoptic_crowd_ground_truth_is_void():
     assert set(s.per_class) == {0} and s.pq == pytest.approx(1.0) and math.isnan(s.pq_th)
 
 
+def test_panoptic_ground_truth_left_void_by_the_prediction_is_a_false_negative():
+    gt = np.zeros((6, 6), dtype=np.int64)  # road
+    gt[0:3, 0:3] = 13001  # a car the prediction leaves void
+    pred = np.zeros((6, 6), dtype=np.int64)
+    pred[0:3, 0:3] = 255000
+    metric = PanopticQualityMetric()
+    metric.update(pred, gt)
+    s = metric.compute()
+    assert set(s.per_class) == {0, 13} and s.per_class[13] == (0.0, 0.0, 0.0)  # the car: one false negative
+    assert s.per_class[0] == pytest.approx((1.0, 1.0, 1.0)) and s.pq == pytest.approx(0.5)
+    nothing = PanopticQualityMetric()
+    nothing.update(np.full((6, 6), 255000), gt)  # an all-void prediction scores 0, not "undefined"
+    assert nothing.compute().pq == 0.0
+
+
 def test_panoptic_refuses_unknown_categories_and_empty_state():
     with pytest.raises(ValueError, match=r"categories \[30\]"):
         PanopticQualityMetric().update(np.full((2, 2), 30000), np.zeros((2, 2)))
@@ -403,3 +418,10 @@ def test_steering_table_text():
         "(3) Swin-AttnPool     1.64 ± 1.63   5.41 ± 6.06\n"
         "CNN-LSTM              0.19 ± 0.00  13.17 ± 3.85\n"
     )
+
+
+def test_missing_table_values_print_as_a_dash():
+    assert format_steering_table([SteeringRow("head", None, MeanStd(2.5, 0.5))]).splitlines()[-1] == (
+        "head                —  2.50 ± 0.50")
+    assert format_segmentation_table([SegmentationRow("m", 0.5, None, 0.25)]).splitlines()[-1] == (
+        "m        50.0       —     25.0")

@@ -182,18 +182,21 @@ def test_same_seed_identical_bytes_in_any_order():
     assert out == hashlib.sha256(fa.rgb.tobytes() + fa.depth.tobytes() + fa.scene_flow.tobytes()).hexdigest()
 
 
-def test_bad_configuration_and_index_are_named(tmp_path):
+def test_bad_configuration_and_index_are_named(tmp_path, capsys):
     from uni_encoder_core.cli import main
 
-    with pytest.raises(SystemExit, match="height must be a positive integer"):
-        main(["synth", "--out", str(tmp_path), "--height", "0"])
-    with pytest.raises(SystemExit, match="num_frames must be a positive integer, got 0"):
-        main(["synth", "--out", str(tmp_path), "--frames", "0"])
-    with pytest.raises(SystemExit, match="num_frames 5000 needs more than 999 car instance ids"):
-        main(["synth", "--out", str(tmp_path), "--frames", "5000"])  # panoptic ids would overflow into class 14
+    def refused(argv: list[str], message: str) -> None:
+        assert main(["synth", "--out", str(tmp_path / "out"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+    refused(["--height", "0"], "height must be a positive integer")
+    refused(["--frames", "0"], "num_frames must be a positive integer, got 0")
+    refused(["--frames", "5000"], "num_frames 5000 needs more than 999 car instance ids")  # panoptic id overflow
     (tmp_path / "taken").mkdir()
-    with pytest.raises(SystemExit, match="exists already"):
-        main(["synth", "--out", str(tmp_path), "--frames", "1", "--bag", str(tmp_path / "taken")])
+    (tmp_path / "taken" / "metadata.yaml").write_text("a bag\n")
+    refused(["--frames", "1", "--bag", str(tmp_path / "taken")], "taken: output directory is not empty")
+    assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="height"):
         WorldConfig(height=0)
     with pytest.raises(ValueError, match="max_curvature"):

@@ -1,1 +1,1 @@
-"""uni-encoder ROS 2 interface: the perception node, message conversions and rosbag replay."""
+"""uni-encoder ROS 2 interface: the perception node, rclpy message wrapping, diagnostics and the demo."""

@@ -28,9 +28,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
-from uni_encoder_ros.conversions import numpy_to_image
 from uni_encoder_ros.demo_report import stamp_seconds, write_report
-from uni_encoder_ros.node import OUTPUT_TOPICS
+from uni_encoder_ros.interface import OUTPUT_TOPICS
+from uni_encoder_ros.messages import numpy_to_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo_tiny.pt"

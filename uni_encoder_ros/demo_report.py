@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from uni_encoder_core.labels import PALETTE  # noqa: E402
-from uni_encoder_ros.conversions import image_to_numpy  # noqa: E402
-from uni_encoder_ros.node import camera_in_base, odometry_in_base  # noqa: E402
+from uni_encoder_core.messages.frames import camera_in_base, odometry_in_base  # noqa: E402
+from uni_encoder_core.messages.images import image_to_numpy  # noqa: E402
 
 COLOURS = np.random.default_rng(7).integers(40, 256, (65536, 3), dtype=np.uint8)
 COLOURS[0] = 0

@@ -22,6 +22,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from uni_encoder_core.data.synthetic import SyntheticFrame, WorldConfig
+from uni_encoder_core.messages.images import encode_image
 
 CAMERA_FRAME = "camera_optical_frame"
 ACKERMANN_DRIVE = """float32 steering_angle
@@ -94,10 +95,9 @@ class GroundTruthBagWriter:
         return T["std_msgs/msg/Header"](stamp=time, frame_id=frame_id)
 
     def _image(self, header, array: np.ndarray, encoding: str):
-        h, w = array.shape[:2]
-        data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
-        return self.types["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding,
-                                                   is_bigendian=0, step=len(data) // h, data=data)
+        f = encode_image(array, encoding)
+        return self.types["sensor_msgs/msg/Image"](header=header, height=f.height, width=f.width, encoding=encoding,
+                                                   is_bigendian=f.is_bigendian, step=f.step, data=f.data)
 
     def _put(self, topic: str, msg, stamp_ns: int) -> None:
         conn = self._connections[topic]

@@ -1,5 +1,5 @@
-"""Per-frame streaming paths measured side by side: the unified model with its feature ring, separate per-task
-networks, and naive steering that re-encodes the whole 16-frame window every frame.
+"""Per-frame streaming paths measured side by side: the product's ``PerceptionPipeline`` (the unified model with its
+feature ring), separate per-task networks, and naive steering that re-encodes the whole 16-frame window every frame.
 
 Every path sees the same frame sequence and computes depth, pose and scene flow + motion mask against the
 previous frame, segmentation and steering over the last ``window`` frames. Paths are stepped round-robin, one
@@ -13,13 +13,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from uni_encoder_core.bench.timing import CallCounter, Clock, summarize
-from uni_encoder_core.config import ModelConfig
-from uni_encoder_core.inference.pipeline import FeatureRing
+from uni_encoder_core.config import ModelConfig, PipelineConfig
+from uni_encoder_core.inference.pipeline import CameraFrame, FeatureRing, PerceptionPipeline
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.steering import SteeringHead
 from uni_encoder_core.models.teacher import Teacher
@@ -58,39 +59,79 @@ def encode_and_depth(h: Heads, image: Tensor, clock: Clock) -> tuple[list[Tensor
     return feats, out
 
 
-class UnifiedPath:
-    """One encoder pass per frame; features enter a ``window``-slot ring that pose/motion (previous slot) and
-    steering (all slots) read. ``all_heads=False`` runs the encoder and depth only."""
+class PipelinePath:
+    """The product's per-frame path: ``PerceptionPipeline.process`` on the unified model (one encoder pass, the
+    16-slot feature ring, outputs post-processed to the input resolution as the node publishes them).
 
-    def __init__(self, heads: Heads, window: int, all_heads: bool = True):
-        self.heads, self.all_heads = heads, all_heads
-        self.ring = FeatureRing(window)
+    The pipeline has no clock of its own: forward pre-hooks on the model's parts lap the clock, so each stage also
+    carries the pipeline's work that follows it, and the encoder carries the frame's preprocessing; the label maps
+    count under segmentation, and the work after them (ring, the copy off the device, the result) under depth.
+    ``settings`` are further ``PipelineConfig`` fields (``execution``, ``precision``, ``cuda_graphs``); a pipeline
+    that does not call the model's parts (ONNX Runtime, a CUDA graph) puts everything under encoder.
+    """
+
+    STAGE_OF = {"encoder": "encoder", "depth": "depth", "pose": "pose + flow/mask", "scene_flow": "pose + flow/mask",
+                "motion_mask": "pose + flow/mask", "segmentation": "segmentation", "steering": "steering"}
+
+    def __init__(self, model: UniEncoder, tasks: list[str], **settings: Any):
+        device = next(model.parameters()).device
+        cfg = PipelineConfig(device=str(device), segmentation_tasks=list(tasks), warmup_frames=0, **settings)
+        self.pipeline = PerceptionPipeline(cfg, model=model)
+        self.K = np.array([[model.cfg.width / 2, 0.0, model.cfg.width / 2],
+                           [0.0, model.cfg.width / 2, model.cfg.height / 2], [0.0, 0.0, 1.0]])
+        self.stamp = 0.0
+        self.stage: str | None = None
+
+    def _frame(self, image: Tensor) -> CameraFrame:
+        """The benchmark's ``1x3xHxW`` frame as the camera delivers it: HxWx3 uint8 in host memory, 10 frames/s."""
+        self.stamp += 0.1
+        rgb = (image[0].permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
+        return CameraFrame(rgb, self.stamp, self.K)
 
     def prime(self, images: list[Tensor]) -> None:
-        """Fill the ring with the features of the frames before the measured ones."""
-        if self.all_heads:
-            with torch.no_grad(), self.heads.context():
-                for image in images[-self.ring.capacity:]:
-                    self.ring.push(self.heads.encode(image))
+        """Process the frames before the measured ones (fills the ring)."""
+        for image in images[-self.pipeline.ring.capacity:]:
+            self.pipeline.process(self._frame(image))
 
     def step(self, image: Tensor, clock: Clock) -> dict[str, Any]:
-        """Process one frame ``1x3xHxW``; returns depth and, with all heads, pose, flow, mask, segmentation,
-        curvature."""
-        h = self.heads
-        with torch.no_grad(), h.context():
-            feats, out = encode_and_depth(h, image, clock)
-            if not self.all_heads:
-                return out
-            previous = self.ring.frame(0)
-            out["T"], aa, t = h.pose(previous, feats)
-            out["flow"], out["mask"] = h.motion(previous, feats, aa, t)
-            clock.lap("pose + flow/mask")
-            out["segmentation"] = h.segment(feats)
-            clock.lap("segmentation")
-            self.ring.push(feats)
-            out["curvature"] = h.steer(self.ring.window())
-            clock.lap("steering")
-        return out
+        """Process one frame ``1x3xHxW`` (values k/255); returns the pipeline's depth, relative pose, scene flow,
+        motion mask (bool) and curvature as tensors shaped like the other paths' outputs, and its label maps."""
+        frame = self._frame(image)
+        model = self.pipeline.model
+
+        def enter(stage: str) -> None:
+            clock.lap(self.stage or stage)
+            self.stage = stage
+
+        # hooks only while this path steps: the naive path and the variants share the model
+        handles = [getattr(model, part).register_forward_pre_hook(lambda *_, s=stage: enter(s))
+                   for part, stage in self.STAGE_OF.items()]
+        segment = self.pipeline._segment
+
+        def label_maps(*args: Any) -> dict:
+            enter("segmentation")
+            maps = segment(*args)
+            enter("depth")
+            return maps
+
+        self.pipeline._segment = label_maps
+        self.stage = None
+        clock.start()  # converting the benchmark's tensor to a camera image is not the pipeline's work
+        try:
+            result = self.pipeline.process(frame)
+            clock.lap(self.stage or "encoder")
+        finally:
+            del self.pipeline._segment
+            for handle in handles:
+                handle.remove()
+        return {
+            "depth": torch.from_numpy(result.depth)[None, None],
+            "T": torch.from_numpy(result.relative_pose).float()[None],
+            "flow": torch.from_numpy(result.scene_flow).permute(2, 0, 1)[None],
+            "mask": torch.from_numpy(result.motion_mask)[None, None],
+            "segmentation": {t: getattr(result, t) for t in ("semantic", "instance", "panoptic")},
+            "curvature": torch.tensor([result.curvature]),
+        }
 
 
 class NaivePath:
@@ -177,9 +218,10 @@ class SeparatePath:
 
 
 def synthetic_frame(index: int, height: int, width: int, device: torch.device) -> Tensor:
-    """Seeded random RGB frame ``1x3xHxW`` in [0, 1] (network cost does not depend on the picture)."""
+    """Seeded random RGB frame ``1x3xHxW`` with values k/255 (what an 8-bit camera gives, so every path sees the same
+    image; network cost does not depend on the picture)."""
     g = torch.Generator().manual_seed(index)
-    return torch.rand(1, 3, height, width, generator=g).to(device)
+    return torch.randint(0, 256, (1, 3, height, width), generator=g).float().div_(255.0).to(device)
 
 
 def measure(
@@ -226,10 +268,9 @@ def build_paths(model: UniEncoder, tasks: list[str], seed: int = 0) -> tuple[dic
     torch.manual_seed(seed + 1)
     teacher = Teacher(model.cfg).to(device).eval()
     steering = SteeringNetwork(model.cfg).to(device).eval()
-    heads = Heads(model, tasks)
     window = model.cfg.steering.window
-    paths = {"unified": UnifiedPath(heads, window), "separate": SeparatePath(teacher, steering, tasks),
-             "naive": NaivePath(heads, window)}
+    paths = {"unified": PipelinePath(model, tasks), "separate": SeparatePath(teacher, steering, tasks),
+             "naive": NaivePath(Heads(model, tasks), window)}
     encoders = {"unified encoder (Swin)": model.encoder, "teacher encoder (Swin, depth + seg)": teacher.encoder,
                 "teacher pose pair encoder": teacher.pose_encoder, "teacher flow/mask pair encoder":
                 teacher.motion_encoder, "steering encoder (Swin)": steering.encoder}

@@ -17,9 +17,10 @@ import onnxruntime as ort
 import torch
 from torch import Tensor
 
-from uni_encoder_core.bench.streaming import Heads, UnifiedPath, measure, synthetic_frame
+from uni_encoder_core.bench.streaming import Heads, encode_and_depth, measure, synthetic_frame
 from uni_encoder_core.bench.timing import Clock, TimeLimitExceeded, time_limit
 from uni_encoder_core.inference.export import export_model
+from uni_encoder_core.inference.pipeline import FeatureRing
 from uni_encoder_core.models.unified import UniEncoder
 
 SCOPES = {"encoder + depth": False, "all heads": True}
@@ -70,6 +71,46 @@ class OnnxHeads:
     def steer(self, window: Tensor) -> Tensor:
         """Feature window -> curvature."""
         return self._run("steering", window)[0]
+
+
+class UnifiedPath:
+    """The unified per-frame step on swappable networks: one encoder pass per frame; features enter a ``window``-slot
+    ring that pose/motion (previous slot) and steering (all slots) read. ``all_heads=False`` runs encoder and depth.
+
+    The streaming section times ``PerceptionPipeline`` itself; the variants cannot, because they swap the networks
+    (``torch.compile``d callables, ONNX Runtime sessions) that the pipeline binds to one eager ``UniEncoder``, and
+    time an encoder + depth scope that the pipeline, running every head, does not have.
+    """
+
+    def __init__(self, heads: Heads | OnnxHeads, window: int, all_heads: bool = True):
+        self.heads, self.all_heads = heads, all_heads
+        self.ring = FeatureRing(window)
+
+    def prime(self, images: list[Tensor]) -> None:
+        """Fill the ring with the features of the frames before the measured ones."""
+        if self.all_heads:
+            with torch.no_grad(), self.heads.context():
+                for image in images[-self.ring.capacity:]:
+                    self.ring.push(self.heads.encode(image))
+
+    def step(self, image: Tensor, clock: Clock) -> dict[str, Any]:
+        """Process one frame ``1x3xHxW``; returns depth and, with all heads, pose, flow, mask, segmentation,
+        curvature."""
+        h = self.heads
+        with torch.no_grad(), h.context():
+            feats, out = encode_and_depth(h, image, clock)
+            if not self.all_heads:
+                return out
+            previous = self.ring.frame(0)
+            out["T"], aa, t = h.pose(previous, feats)
+            out["flow"], out["mask"] = h.motion(previous, feats, aa, t)
+            clock.lap("pose + flow/mask")
+            out["segmentation"] = h.segment(feats)
+            clock.lap("segmentation")
+            self.ring.push(feats)
+            out["curvature"] = h.steer(self.ring.window())
+            clock.lap("steering")
+        return out
 
 
 def _warm(path: UnifiedPath, model: UniEncoder, device: torch.device) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
 import torch
 
-from uni_encoder_core.config import ConfigError, ModelConfig, load_config
-from uni_encoder_core.models.checkpoint import save_checkpoint
+from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.errors import OutputExistsError, UsageError
+from uni_encoder_core.models.checkpoint import save_checkpoint, skeleton
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
 
@@ -16,7 +17,8 @@ from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``uni-encoder init``."""
     parser.add_argument("--model", required=True, help="model config, e.g. config/model/swin_t.yaml")
-    parser.add_argument("--out", help="checkpoint file to write")
+    parser.add_argument("--out", help="checkpoint file to write (written whole or not at all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--teacher", action="store_true", help="build the three-encoder distillation teacher")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation")
     parser.add_argument("--summary", action="store_true", help="print parameter counts per module")
@@ -33,20 +35,26 @@ def format_summary(model: MultiTaskModel) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the model from ``--model``, optionally print its summary, and save it to ``--out``."""
+    """Build the model from ``--model``, optionally print its summary, and save it to ``--out``.
+
+    Raises ``UsageError`` without ``--out``/``--summary``, ``OutputExistsError`` for an existing ``--out`` without
+    ``--overwrite``, ``ConfigError`` for an invalid config and ``CheckpointError`` for a model too large to build.
+    """
     if not args.out and not args.summary:
-        print("uni-encoder init: give --out FILE and/or --summary", file=sys.stderr)
-        return 2
-    try:
-        cfg = load_config(args.model, ModelConfig)
-    except ConfigError as exc:
-        print(f"uni-encoder init: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to do; give --out FILE and/or --summary")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise OutputExistsError(f"{out}: is a directory; --out names the checkpoint file, e.g. {out / 'model.pt'}")
+    if out is not None and out.exists() and not args.overwrite:
+        raise OutputExistsError(f"{out}: exists already; choose another --out or replace it with --overwrite")
+    cfg = load_config(args.model, ModelConfig)
+    kind = Teacher if args.teacher else UniEncoder
+    skeleton(kind, cfg, args.model)  # refuses an unbuildable or oversized model before allocating it
     torch.manual_seed(args.seed)
-    model = (Teacher if args.teacher else UniEncoder)(cfg)
+    model = kind(cfg)
     if args.summary:
         print(format_summary(model))
-    if args.out:
-        save_checkpoint(model, args.out, seed=args.seed)
-        print(f"wrote {args.out}")
+    if out is not None:
+        save_checkpoint(model, out, seed=args.seed)
+        print(f"wrote {out}")
     return 0

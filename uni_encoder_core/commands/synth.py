@@ -3,6 +3,8 @@
 Layout of ``--out DIR`` (documented in docs/data_formats.md): ``frame_000000.npz`` ... one per frame,
 ``meta.json`` (intrinsics, camera height, wheelbase, fps, class table, conventions) and ``contact_sheet.png``
 (RGB / depth / semantic / motion panels of a few frames). ``--bag PATH`` also writes a rosbag2 (MCAP).
+Both are built beside their final paths and moved there only when complete (``atomic_directory``): a killed
+run leaves the previous data set as it was, never a mix of two runs.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import argparse
 import contextlib
 import dataclasses
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from uni_encoder_core.atomic_io import atomic_writer
+from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
+from uni_encoder_core.colour import colour_depth, colour_semantic
 from uni_encoder_core.data.synthetic.world import TRAIN_IDS, SyntheticFrame, SyntheticWorld, WorldConfig
-from uni_encoder_core.labels import CLASSES, PALETTE, THING_CLASSES, VOID
+from uni_encoder_core.errors import UsageError
+from uni_encoder_core.labels import CLASSES, THING_CLASSES, VOID
 
 NPZ_KEYS = ("rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_cam", "scene_flow", "motion_mask",
             "curvature", "steering_angle", "stamp")
@@ -27,7 +30,8 @@ NPZ_KEYS = ("rgb", "depth", "semantic", "instance", "panoptic", "K", "T_world_ca
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``uni-encoder synth``."""
-    parser.add_argument("--out", required=True, help="output directory (created; existing frames are replaced)")
+    parser.add_argument("--out", required=True, help="output directory (new or empty; written whole or not at all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (and an existing --bag)")
     parser.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="world seed: same seed, identical frames")
     parser.add_argument("--height", type=int, default=192, help="image height in pixels (default 192)")
@@ -37,19 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-height", type=float, default=1.5, help="camera above the road in m (default 1.5)")
     parser.add_argument("--wheelbase", type=float, default=2.7, help="for the Ackermann angle, m (default 2.7)")
     parser.add_argument("--bag", help="also write a rosbag2 (MCAP) to this path (a directory; '.mcap' is dropped)")
-
-
-def colour_depth(depth: np.ndarray) -> np.ndarray:
-    """HxW metres (0 = none) -> HxWx3 uint8 RGB: inverse depth with the magma colour map, sky black."""
-    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), 0.0)
-    scale = np.percentile(inv[depth > 0], 98) if (depth > 0).any() else 1.0
-    img = cv2.applyColorMap(np.clip(inv / scale * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_MAGMA)[..., ::-1]
-    return np.where((depth > 0)[..., None], img, 0).astype(np.uint8)
-
-
-def colour_semantic(semantic: np.ndarray) -> np.ndarray:
-    """HxW train ids -> HxWx3 uint8 RGB with the Cityscapes palette (void black)."""
-    return PALETTE[semantic]
 
 
 def colour_motion(frame: SyntheticFrame) -> np.ndarray:
@@ -104,37 +95,41 @@ def meta(cfg: WorldConfig, world: SyntheticWorld, files: list[str], bag: str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render ``--frames`` frames to ``--out`` (and ``--bag``); returns the exit code."""
+    """Render ``--frames`` frames to ``--out`` (and ``--bag``); returns the exit code.
+
+    Raises ``UsageError`` for an invalid world setting and ``OutputExistsError`` for a non-empty ``--out`` or an
+    existing ``--bag`` without ``--overwrite``, before anything is rendered.
+    """
     try:
         cfg = WorldConfig(seed=args.seed, height=args.height, width=args.width, num_frames=args.frames, fps=args.fps,
                           speed=args.speed, camera_height=args.camera_height, wheelbase=args.wheelbase)
         world = SyntheticWorld(cfg)
     except ValueError as exc:
-        raise SystemExit(f"uni-encoder synth: {exc}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        raise UsageError(str(exc)) from None
+    out = check_output_directory(args.out, args.overwrite)
     sheet_at = set(np.linspace(0, cfg.num_frames - 1, min(4, cfg.num_frames)).round().astype(int).tolist())
     sheet, files = [], []
     with contextlib.ExitStack() as stack:
-        bag = None
+        bag, bag_dir = None, None
         if args.bag:
-            from uni_encoder_core.bags.writer import GroundTruthBagWriter
+            from uni_encoder_core.bags.writer import GroundTruthBagWriter, bag_directory
 
-            try:
-                bag = stack.enter_context(GroundTruthBagWriter(args.bag, cfg))
-            except FileExistsError as exc:
-                raise SystemExit(f"uni-encoder synth: {exc}") from None
+            bag_dir = check_output_directory(bag_directory(args.bag), args.overwrite)
+            staged_bag = stack.enter_context(atomic_directory(bag_dir, args.overwrite, create=False))
+        staged = stack.enter_context(atomic_directory(out, args.overwrite))
+        if bag_dir is not None:
+            bag = stack.enter_context(GroundTruthBagWriter(staged_bag, cfg))
         for i in tqdm(range(cfg.num_frames), desc="synth", unit="frame"):
             frame = world.frame(i)
             name = f"frame_{i:06d}.npz"
-            np.savez_compressed(out / name, **{key: np.asarray(getattr(frame, key)) for key in NPZ_KEYS})
+            np.savez_compressed(staged / name, **{key: np.asarray(getattr(frame, key)) for key in NPZ_KEYS})
             files.append(name)
             if bag is not None:
                 bag.write(frame)
             if i in sheet_at:
                 sheet.append(frame)
-    cv2.imwrite(str(out / "contact_sheet.png"), contact_sheet(sheet)[..., ::-1])
-    with atomic_writer(out / "meta.json", "w") as fh:  # written last: a directory without it is incomplete
-        json.dump(meta(cfg, world, files, str(bag.path) if bag else None), fh, indent=2)
-    print(f"wrote {len(files)} frames, meta.json and contact_sheet.png to {out}" + (f"; bag {bag.path}" if bag else ""))
+        cv2.imwrite(str(staged / "contact_sheet.png"), contact_sheet(sheet)[..., ::-1])
+        (staged / "meta.json").write_text(json.dumps(meta(cfg, world, files, str(bag_dir) if bag_dir else None),
+                                                     indent=2))
+    print(f"wrote {len(files)} frames, meta.json and contact_sheet.png to {out}" + (f"; bag {bag_dir}" if bag else ""))
     return 0

@@ -41,6 +41,25 @@ class TripletSample:
 
 
 @dataclass
+class DepthEvalSample:
+    """A frame for depth evaluation: ``images`` Sx3xhxw at the network size, ordered as ``offsets`` (the target
+    at 0, e.g. (-2, 0) for Cityscapes' ManyDepth protocol), ``K`` 3x3 for that size, and ``gt_depth`` 1xHxW (m,
+    0 = unknown) at the ground truth's own full resolution, as ``uni_encoder_core.eval.depth`` takes it
+    (Cityscapes: the whole 1024x2048 frame; KITTI: the projected lidar at the camera's resolution). Frames of
+    different sizes do not batch: evaluate with batches of one."""
+
+    images: torch.Tensor
+    K: torch.Tensor
+    gt_depth: torch.Tensor
+    offsets: tuple[int, ...] = (0,)
+
+    @property
+    def target(self) -> torch.Tensor:
+        """The target image (3xhxw, or Bx3xhxw in a batch)."""
+        return self.images[..., self.offsets.index(0), :, :, :]
+
+
+@dataclass
 class SegmentationSample:
     """A labelled frame: ``image`` 3xHxW; ``semantic`` HxW (Cityscapes train ids, 255 = void);
     ``instance`` HxW (0 = none); ``panoptic`` HxW (train_id*1000 + instance for things, train_id*1000 for stuff)."""

@@ -8,7 +8,8 @@ those ``iscrowd``) and is treated as void.
 - PQ/SQ/RQ (torchmetrics ``PanopticQuality``): segments match when their IoU exceeds 0.5;
   ``PQ = sum(IoU of matches) / (TP + FP/2 + FN/2)`` per class; class means run over the classes seen in
   the ground truth or prediction (``TP + FP + FN > 0``), overall and split into things (``PQ_th``) and
-  stuff (``PQ_st``).
+  stuff (``PQ_st``). As in panopticapi, a ground-truth segment the prediction leaves void is a false negative
+  (torchmetrics alone would skip it when the prediction is mostly void there).
 - Mask AP (pycocotools ``COCOeval``, ``iouType='segm'``) over the thing classes: AP averaged over the IoU
   thresholds 0.50:0.05:0.95, also AP50 and AP75.
 - mIoU: a data set's confusion matrix, ``IoU = TP / (TP + FP + FN)`` per class, mean over classes present in
@@ -59,8 +60,12 @@ class PanopticQualityMetric:
 
     def __init__(self, things: tuple[int, ...] = THING_CLASSES, stuffs: tuple[int, ...] = STUFF_CLASSES):
         self.things, self.stuffs = tuple(things), tuple(stuffs)
-        self._metric = PanopticQuality(things=set(things), stuffs=set(stuffs), allow_unknown_preds_category=True,
-                                       return_sq_and_rq=True, return_per_class=True)
+        # Predicted void becomes a category of its own that no ground truth has: torchmetrics would drop the false
+        # negative of a ground-truth segment the prediction leaves mostly void; panopticapi counts it.
+        self.unlabelled = max(self.things + self.stuffs) + 1
+        self._metric = PanopticQuality(things=set(things), stuffs={*stuffs, self.unlabelled},
+                                       allow_unknown_preds_category=True, return_sq_and_rq=True,
+                                       return_per_class=True)
 
     def _pairs(self, name: str, panoptic: torch.Tensor, crowd_is_void: bool) -> torch.Tensor:
         category, instance = split_panoptic(panoptic)
@@ -72,6 +77,10 @@ class PanopticQualityMetric:
         if crowd_is_void:
             crowd = torch.isin(category, torch.tensor(self.things)) & (instance == 0)
             category = torch.where(crowd, torch.full_like(category, VOID), category)
+        else:
+            void = category == VOID
+            category = torch.where(void, torch.full_like(category, self.unlabelled), category)
+            instance = torch.where(void, torch.zeros_like(instance), instance)
         return torch.stack([category, instance], dim=-1)
 
     def update(self, pred_panoptic: np.ndarray | torch.Tensor, gt_panoptic: np.ndarray | torch.Tensor) -> None:
@@ -86,11 +95,12 @@ class PanopticQualityMetric:
     def compute(self) -> PanopticScores:
         """Per-class and averaged scores; raises ``ValueError`` when no segment was seen at all."""
         m = self._metric
+        ids = sorted(self.things) + sorted({*self.stuffs, self.unlabelled})  # torchmetrics' continuous id order
         seen = (m.true_positives + m.false_positives + m.false_negatives) > 0  # torchmetrics' classes in the means
+        seen &= torch.tensor([i != self.unlabelled for i in ids])
         if not seen.any():
             raise ValueError("no ground-truth or predicted segment was added; PQ is undefined")
         pq, sq, rq = m.compute().double().unbind(-1)  # per class (continuous ids) x (PQ, SQ, RQ)
-        ids = sorted(self.things) + sorted(self.stuffs)  # torchmetrics' continuous id order
         is_thing = torch.tensor([i in self.things for i in ids])
 
         def mean(values: torch.Tensor, subset: torch.Tensor) -> float:

@@ -17,12 +17,12 @@ from uni_encoder_core.eval.steering import MeanStd
 
 @dataclass(frozen=True)
 class SegmentationRow:
-    """One row of Table II: panoptic PQ, instance mask AP and semantic mIoU as fractions."""
+    """One row of Table II: panoptic PQ, instance mask AP and semantic mIoU as fractions (None prints "—")."""
 
     model: str
-    pq: float
-    ap: float
-    miou: float
+    pq: float | None
+    ap: float | None
+    miou: float | None
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,11 @@ class DepthRow:
 
 @dataclass(frozen=True)
 class SteeringRow:
-    """One row of Table IV: training and test error (mean ± std over the ten folds)."""
+    """One row of Table IV: training and test error (mean ± std over the ten folds); ``train`` None prints "—"
+    (a model whose head was not fitted per fold has no training error)."""
 
     model: str
-    train: MeanStd
+    train: MeanStd | None
     test: MeanStd
 
 
@@ -85,7 +86,7 @@ def _render(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric_from:
 
 def format_segmentation_table(rows: Sequence[SegmentationRow], markdown: bool = False) -> str:
     """Table II: ``Model | PQ | AP | IoU`` in percent."""
-    body = [[r.model, *(f"{100 * v:.1f}" for v in (r.pq, r.ap, r.miou))] for r in rows]
+    body = [[r.model, *("—" if v is None else f"{100 * v:.1f}" for v in (r.pq, r.ap, r.miou))] for r in rows]
     return _render(("Model", "PQ (↑)", "AP (↑)", "IoU (↑)"), body, 1, markdown)
 
 
@@ -97,5 +98,5 @@ def format_depth_table(rows: Sequence[DepthRow], markdown: bool = False) -> str:
 
 def format_steering_table(rows: Sequence[SteeringRow], markdown: bool = False) -> str:
     """Table IV: ``Model | Training error | Test error`` as mean ± std over the folds."""
-    body = [[r.model, str(r.train), str(r.test)] for r in rows]
+    body = [[r.model, "—" if r.train is None else str(r.train), str(r.test)] for r in rows]
     return _render(("Model", "Training error", "Test error"), body, 1, markdown)

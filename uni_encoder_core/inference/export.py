@@ -2,9 +2,9 @@
 
 One graph per network so that a runtime can cache encoder features per frame exactly like the PyTorch
 pipeline: ``encoder`` (RGB in [0, 1] -> 4 feature maps), ``depth``, ``pose``, ``motion``, ``steering`` and
-``segmentation``. Batch and width are dynamic, the height is the model's. Every graph is run with
-ONNX Runtime on the export inputs and on a larger batch of wider inputs and compared with PyTorch;
-``export_report.json`` records the maximum absolute differences.
+``segmentation``. Batch and width are dynamic (segmentation: batch only), the height is the model's.
+Every graph is run with ONNX Runtime on the export inputs and on a larger batch of wider inputs (segmentation:
+of the export width) and compared with PyTorch; ``export_report.json`` records the maximum absolute differences.
 """
 
 from __future__ import annotations
@@ -72,13 +72,17 @@ class SteeringGraph(EncoderGraph):
 
 
 class SegmentationGraph(EncoderGraph):
-    """4 feature maps -> class logits and mask logits of every configured task (task order of the config)."""
+    """4 feature maps -> class logits and mask logits of each task in ``tasks`` (default: the configured tasks, in
+    the config's order)."""
+
+    def __init__(self, model: UniEncoder, tasks: list[str] | None = None):
+        super().__init__(model)
+        self.tasks = list(model.cfg.segmentation.tasks if tasks is None else tasks)
 
     def forward(self, f0: Tensor, f1: Tensor, f2: Tensor, f3: Tensor) -> tuple[Tensor, ...]:
         """See class docstring."""
-        preds = self.model.predict_segmentation([f0, f1, f2, f3], self.model.cfg.segmentation.tasks)
-        return tuple(t for task in self.model.cfg.segmentation.tasks for t in (preds[task].class_logits,
-                                                                              preds[task].mask_logits))
+        preds = self.model.predict_segmentation([f0, f1, f2, f3], self.tasks)
+        return tuple(t for task in self.tasks for t in (preds[task].class_logits, preds[task].mask_logits))
 
 
 @dataclass
@@ -125,9 +129,10 @@ def _inputs(model: UniEncoder, width: int, batch: int = 1) -> dict[str, dict[str
     }
 
 
-def _outputs(name: str, model: UniEncoder) -> list[str]:
+def _outputs(name: str, model: UniEncoder, tasks: list[str] | None = None) -> list[str]:
     if name == "segmentation":
-        return [f"{task}_{kind}" for task in model.cfg.segmentation.tasks for kind in ("class_logits", "mask_logits")]
+        tasks = model.cfg.segmentation.tasks if tasks is None else tasks
+        return [f"{task}_{kind}" for task in tasks for kind in ("class_logits", "mask_logits")]
     return {
         "encoder": FEATS,
         "depth": ["disparity", "depth"],
@@ -137,10 +142,10 @@ def _outputs(name: str, model: UniEncoder) -> list[str]:
     }[name]
 
 
-def _dynamic_axes(inputs: dict[str, Tensor], outputs: list[str]) -> dict[str, dict[int, str]]:
+def _dynamic_axes(inputs: dict[str, Tensor], outputs: list[str], width: bool) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
     for name, tensor in inputs.items():
-        axes[name] = {0: "batch", tensor.dim() - 1: f"{name}_width"} if tensor.dim() >= 4 else {0: "batch"}
+        axes[name] = {0: "batch", tensor.dim() - 1: f"{name}_width"} if width and tensor.dim() >= 4 else {0: "batch"}
     for name in outputs:
         axes[name] = {0: "batch"}  # output widths follow from the inputs
     return axes
@@ -148,6 +153,9 @@ def _dynamic_axes(inputs: dict[str, Tensor], outputs: list[str]) -> dict[str, di
 
 GRAPHS = {"encoder": EncoderGraph, "depth": DepthGraph, "pose": PoseGraph, "motion": MotionGraph,
           "steering": SteeringGraph, "segmentation": SegmentationGraph}
+# Graphs whose width is fixed at export: the pixel decoder's deformable attention normalises its sampling offsets
+# by the feature-map sizes, which the tracer records as constants, so another width would sample wrong places.
+STATIC_WIDTH = {"segmentation"}
 
 
 def _run_torch(graph: nn.Module, inputs: list[Tensor]) -> list[np.ndarray]:
@@ -169,33 +177,54 @@ def _compare(session: ort.InferenceSession, graph: nn.Module, inputs: dict[str, 
     return _max_diff(expected, got), _max_diff(expected, _run_torch(graph, nudged))
 
 
+def _export(graph: nn.Module, inputs: dict[str, Tensor], outputs: list[str], file: Path, width: bool) -> None:
+    """Trace ``graph`` on ``inputs`` into the ONNX file ``file`` (batch dynamic; widths too when ``width``)."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph, tuple(inputs.values()), str(file), input_names=list(inputs), output_names=outputs,
+            dynamic_axes=_dynamic_axes(inputs, outputs, width), opset_version=OPSET, dynamo=False,
+        )
+
+
+def export_graphs(model: UniEncoder, out_dir: Path, tasks: list[str]) -> dict[str, Path]:
+    """Export every graph of ``model`` (segmentation: ``tasks``; none when empty) to ``out_dir/<name>.onnx``
+    without checking them against PyTorch (``export_model`` checks); returns the files by graph name."""
+    model = model.eval()
+    inputs = _inputs(model, model.cfg.width)
+    files = {}
+    for name, cls in GRAPHS.items():
+        if name == "segmentation" and not tasks:
+            continue
+        graph = SegmentationGraph(model, tasks) if name == "segmentation" else cls(model)
+        files[name] = out_dir / f"{name}.onnx"
+        _export(graph.eval(), inputs[name], _outputs(name, model, tasks), files[name], name not in STATIC_WIDTH)
+    return files
+
+
 def export_model(model: UniEncoder, out_dir: str | Path, widths: tuple[int, int] | None = None) -> list[GraphReport]:
     """Export every graph of ``model`` to ``out_dir/<name>.onnx`` and compare it with PyTorch.
 
     ``widths``: (export width, check width); default the model's width and that width + 64. The graphs
-    are traced at batch 1 and the export width and checked there and at batch 2 and the check width;
-    ``max_abs_diff`` is keyed ``"<batch>x<width>"``. A graph that fails to export is reported with its
-    error and no file; ``export_report.json`` lists them all.
+    are traced at batch 1 and the export width and checked there and at batch 2 and the check width (the
+    export width for ``STATIC_WIDTH`` graphs); ``max_abs_diff`` is keyed ``"<batch>x<width>"``. A graph that
+    fails to export is reported with its error and no file; ``export_report.json`` lists them all.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     export_width, check_width = widths or (model.cfg.width, model.cfg.width + 64)
-    examples = {f"{b}x{w}": _inputs(model, w, b) for b, w in ((1, export_width), (2, check_width))}
+    examples = {f"{b}x{w}": _inputs(model, w, b) for b, w in ((1, export_width), (2, check_width), (2, export_width))}
     first = next(iter(examples))
     reports = []
     for name, cls in GRAPHS.items():
         graph, outputs, file = cls(model).eval(), _outputs(name, model), out_dir / f"{name}.onnx"
         inputs = examples[first][name]
+        checks = [first, f"2x{export_width if name in STATIC_WIDTH else check_width}"]
         try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph, tuple(inputs.values()), str(file), input_names=list(inputs), output_names=outputs,
-                    dynamic_axes=_dynamic_axes(inputs, outputs), opset_version=OPSET, dynamo=False,
-                )
+            _export(graph, inputs, outputs, file, width=name not in STATIC_WIDTH)
             session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-            results = {key: _compare(session, graph, example[name]) for key, example in examples.items()}
+            results = {key: _compare(session, graph, examples[key][name]) for key in checks}
             diffs = {key: r[0] for key, r in results.items()}
             reports.append(GraphReport(name, file.name, outputs, diffs, {key: r[1] for key, r in results.items()}))
         except Exception as exc:  # noqa: BLE001 - recorded in the report, the other graphs still export

@@ -142,7 +142,7 @@ class MultiTaskModel(nn.Module):
 
 
 class UniEncoder(MultiTaskModel):
-    """Shared encoder + depth, pose, scene-flow, motion-mask, segmentation and steering heads (SPEC §2)."""
+    """Shared encoder + depth, pose, scene-flow, motion-mask, segmentation and steering heads."""
 
     parts = ("encoder", "depth", "pose", "scene_flow", "motion_mask", "segmentation", "steering")
 

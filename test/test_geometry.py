@@ -12,6 +12,7 @@ from uni_encoder_core.geometry import (
     disparity_to_depth,
     fit_ground_plane_ransac,
     fit_ground_plane_to_depth,
+    invert_pose_vec,
     matrix_to_pose_vec,
     metric_scale_from_camera_height,
     plane_depth,
@@ -62,6 +63,8 @@ def test_pose_vec_round_trip_and_monodepth2_inversion():
     assert torch.allclose(pose_vec_to_matrix(aa, t, invert=True), torch.linalg.inv(T), atol=1e-5)
     aa2, t2 = matrix_to_pose_vec(T)
     assert torch.allclose(aa2, aa, atol=1e-5) and torch.allclose(t2, t, atol=1e-6)
+    aa_inv, t_inv = invert_pose_vec(aa, t)
+    assert torch.allclose(pose_vec_to_matrix(aa_inv, t_inv), torch.linalg.inv(T), atol=1e-5)
 
 
 def test_pose_vec_rejects_bad_shapes():

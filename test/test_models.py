@@ -173,10 +173,18 @@ def test_forward_train_returns_what_the_losses_need(tiny):
         assert sorted(getattr(out, field)) == [-1, 1], field
     for o in (-1, 1):
         assert out.complete_flow[o].shape == (2, 3, 64, 128) and out.motion_mask[o].shape == (2, 1, 64, 128)
-    # the pose of each source frame is the one predict_pose gives for the same features
+    # the pose head sees each pair earlier frame first: the previous frame's pose is predict_pose(previous,
+    # target), the next frame's the inverse of predict_pose(target, next); flow and mask take (source, target)
     with torch.no_grad():
-        T, _, _ = tiny.predict_pose(tiny.encode(frames[1]), tiny.encode(frames[0]))
-    torch.testing.assert_close(out.poses[1], T, atol=1e-5, rtol=1e-4)
+        feats = {o: tiny.encode(frames[o]) for o in (-1, 0, 1)}
+        T_prev, _, _ = tiny.predict_pose(feats[-1], feats[0])
+        T_next, _, _ = tiny.predict_pose(feats[0], feats[1])
+        flow, mask = tiny.predict_motion(feats[1], feats[0], out.axis_angles[1], out.translations[1])
+    torch.testing.assert_close(out.poses[-1], T_prev, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.poses[1], torch.linalg.inv(T_next), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.poses[1][:, :3, 3], out.translations[1])
+    torch.testing.assert_close(out.complete_flow[1], flow, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.motion_mask[1], mask, atol=1e-5, rtol=1e-4)
     assert out.segmentation.class_logits.shape[0] == 3 and out.segmentation.text_queries is not None
     assert out.segmentation.mask_logits.shape[-2:] == (16, 32)
     # labelled images of another size take their own encoder pass

@@ -54,6 +54,14 @@ def pose_vec_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, inve
     return Rt_to_matrix4x4(R, t)
 
 
+def invert_pose_vec(axis_angle: torch.Tensor, translation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Axis-angle ``Bx3`` and translation ``Bx3`` of ``[R | t]`` -> those of its inverse ``[R^T | -R^T t]``
+    (the rotation about the same axis by the opposite angle)."""
+    _check_shape("translation", translation, (None, 3))
+    inverse = -axis_angle
+    return inverse, -(axis_angle_to_matrix(inverse) @ translation.unsqueeze(-1)).squeeze(-1)
+
+
 def matrix_to_pose_vec(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`pose_vec_to_matrix` (no invert): ``Bx4x4`` -> (axis-angle ``Bx3``, translation ``Bx3``)."""
     _check_shape("T", T, (None, 4, 4))

@@ -56,7 +56,9 @@ class MultiScalePoseDecoder(nn.Module):
 
     Per scale the source and target maps are concatenated (192/384/768/1536 channels for Swin-T) together
     with the downsampled output of the finer scale and pass two :class:`ResidualBlock`s; the coarsest
-    output feeds :class:`PoseHead`.
+    output feeds :class:`PoseHead`. Training feeds every pair in temporal order, the earlier frame as the
+    source (``MultiTaskModel.predict_pairs`` inverts the result for a source after the target), as inference
+    does (previous frame, current frame).
     """
 
     def __init__(self, in_channels: list[int], cfg: PoseConfig):

@@ -9,6 +9,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.geometry import invert_pose_vec, pose_vec_to_matrix
 from uni_encoder_core.models.depth import DepthDecoder
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.motion import MotionMaskDecoder, SceneFlowDecoder
@@ -46,6 +47,13 @@ def check_train_inputs(
         raise ValueError(f"frames must contain the target frame (offset 0), got offsets {sorted(frames)}")
     if labelled is not None and (seg_tasks is None or seg_text_ids is None or len(seg_tasks) != len(labelled)):
         raise ValueError("labelled images need one segmentation task each (seg_tasks) and their seg_text_ids")
+
+
+def stack_batches(per_frame: list) -> torch.Tensor | list[torch.Tensor]:
+    """What a head takes for several frames (image batches, or lists of feature maps) -> one batch, in order."""
+    if isinstance(per_frame[0], torch.Tensor):
+        return torch.cat(per_frame)
+    return [torch.cat(maps) for maps in zip(*per_frame)]
 
 
 class MultiTaskModel(nn.Module):
@@ -99,15 +107,34 @@ class MultiTaskModel(nn.Module):
     def predict_pairs(self, per_frame: dict, outputs: TrainOutputs, motion: bool) -> None:
         """Pose (and, with ``motion``, complete flow and motion mask) of every source offset against offset 0,
         written into ``outputs``. ``per_frame`` holds what this model's pose and motion heads take for a frame:
-        cached features for the unified model, images for the teacher."""
-        for o in sorted(per_frame):
-            if o == 0:
-                continue
-            T, axis_angle, translation = self.predict_pose(per_frame[o], per_frame[0])
-            outputs.poses[o], outputs.axis_angles[o], outputs.translations[o] = T, axis_angle, translation
-            if motion:
-                flow, mask = self.predict_motion(per_frame[o], per_frame[0], axis_angle, translation)
-                outputs.complete_flow[o], outputs.motion_mask[o] = flow, mask
+        cached features (a list of maps) for the unified model, images for the teacher.
+
+        All source offsets go through each head in one batched call, so batch-norm statistics are taken over the
+        pairs of every offset together. The pose head sees every pair in temporal order (monodepth2): the earlier
+        frame in the source slot, so a source before the target gives ``T_t->s`` directly and a source after it
+        gives ``T_s->t``, which is inverted (:func:`invert_pose_vec`). The motion heads see (source, target) with
+        ``T_t->s``.
+        """
+        sources = [o for o in sorted(per_frame) if o != 0]
+        if not sources:
+            return
+        n = len(sources)
+        earlier = stack_batches([per_frame[min(o, 0)] for o in sources])
+        later = stack_batches([per_frame[max(o, 0)] for o in sources])
+        _, axis_angles, translations = self.predict_pose(earlier, later)
+        for o, axis_angle, translation in zip(sources, axis_angles.chunk(n), translations.chunk(n)):
+            if o > 0:
+                axis_angle, translation = invert_pose_vec(axis_angle, translation)
+            outputs.poses[o] = pose_vec_to_matrix(axis_angle, translation)
+            outputs.axis_angles[o], outputs.translations[o] = axis_angle, translation
+        if motion:
+            flow, mask = self.predict_motion(
+                stack_batches([per_frame[o] for o in sources]), stack_batches([per_frame[0]] * n),
+                torch.cat([outputs.axis_angles[o] for o in sources]),
+                torch.cat([outputs.translations[o] for o in sources]),
+            )
+            for o, flow_o, mask_o in zip(sources, flow.chunk(n), mask.chunk(n)):
+                outputs.complete_flow[o], outputs.motion_mask[o] = flow_o, mask_o
 
     def parameter_counts(self) -> dict[str, int]:
         """Number of parameters per part."""

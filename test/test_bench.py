@@ -102,10 +102,12 @@ def test_onnx_heads_give_the_eager_depth(tiny, tmp_path):
 def test_bench_cli_writes_json_and_markdown(tmp_path):
     argv = ["bench", "--model", str(TINY), "--height", str(H), "--width", str(W), "--frames", "2", "--warmup", "0",
             "--variants", "autocast", "--train-steps", "2", "--render-frames", "2", "--threads", "1",
-            "--out", str(tmp_path)]
+            "--only", "streaming,variants,training,rendering", "--out", str(tmp_path)]
     assert main(argv) == 0
     result = json.loads((tmp_path / "bench.json").read_text())
-    assert set(result) == {"machine", "settings", "parameters", "streaming", "variants", "training", "rendering"}
+    assert set(result) == {"machine", "settings", "parameters", "streaming", "variants", "training", "rendering",
+                           "ratios"}
+    assert result["ratios"] == {"unified_vs_separate": 1.0 / result["streaming"]["paths"]["separate"]["ratio"]}
     assert result["machine"]["torch_threads"] == 1 and result["machine"]["versions"]["torch"] == torch.__version__
     assert result["settings"]["sections"] == ["streaming", "variants", "training", "rendering"]
     paths = result["streaming"]["paths"]
@@ -168,3 +170,29 @@ def test_compile_variant_reports_a_timeout_or_disabled(tiny):
     assert heads is None and note == {"unavailable": "disabled (--compile-timeout 0)"}
     heads, note = compiled_heads(tiny, ["panoptic"], timeout=0.5)
     assert heads is None and note == {"unavailable": "compilation did not finish within 0.5 s"}
+
+
+def test_quick_bench_writes_every_ratio(tmp_path):
+    """``--quick``: the tiny model through streaming, the execution settings, steering and the real node process."""
+    assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["settings"]["sections"] == ["streaming", "execution", "steering", "node"]
+    assert result["settings"]["height"] == 64 and result["machine"]["torch_threads"] == 1
+    ratios = result["ratios"]
+    expected = {"unified_vs_separate", "steering_buffered_vs_naive", "node_overhead", "onnxruntime_vs_eager"}
+    if torch.cuda.is_available():  # ONNX Runtime only with its CUDA provider next to a GPU
+        assert set(ratios) - {"onnxruntime_vs_eager"} == expected - {"onnxruntime_vs_eager"} | {
+            "fp16_vs_fp32", "eager_fp16_vs_fp32", "cuda_graph_fp32_vs_eager"}
+    else:
+        assert set(ratios) == expected
+    assert all(math.isfinite(v) for v in ratios.values())
+    assert 0 < ratios["steering_buffered_vs_naive"] < 1  # 16 frames re-encoded cost more than the head alone
+    node = result["node"]
+    assert node["node_ms"]["n"] == node["pipeline_ms"]["n"] == 3 and node["lost_frames"] <= 1
+    assert ratios["node_overhead"] == node["overhead"] > -1
+    runners = {name: note["runner"] for name, note in result["execution"]["notes"].items()}
+    assert runners["torch eager fp32"] == "EagerPass" and runners.get("onnxruntime", "OnnxPass") == "OnnxPass"
+    if torch.cuda.is_available():
+        assert runners["cuda graph fp16"] == "GraphPass"  # captured, not the eager fallback
+    md = (tmp_path / "bench.md").read_text()
+    assert "### Ratios" in md and "| node_overhead |" in md and "### ROS node overhead" in md

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lane_keeping_fixture import write_recording
 
 from uni_encoder_core.config import ConfigError, ModelConfig, load_config
+from uni_encoder_core.data.frames import DataError
 from uni_encoder_core.data.sequences import SteeringDataConfig, open_sequence
 from uni_encoder_core.data.synthetic import WorldConfig
 from uni_encoder_core.eval.steering import tenfold_splits
@@ -179,8 +181,23 @@ def test_random_variant_is_seeded_and_bad_variants_are_named(tmp_path):
     for variant, message in bad:
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             run_steering_cv(recipe(world(170), [variant], tmp_path), tmp_path / "out", progress=False)
-    with pytest.raises(ValueError, match="no reader in this build"):
-        open_sequence(SteeringDataConfig(kind="lane_keeping", root="x.h5"))
+    with pytest.raises(ValueError, match="needs root"):
+        open_sequence(SteeringDataConfig(kind="lane_keeping"))
+    with pytest.raises(DataError, match="x.h5: not a readable HDF5 file"):
+        open_sequence(SteeringDataConfig(kind="lane_keeping", root=str(tmp_path / "x.h5")))
+
+
+def test_a_lane_keeping_recording_is_a_frame_sequence_keyed_by_its_content(tmp_path):
+    path = write_recording(tmp_path / "drive.h5", n=30)
+    seq = open_sequence(SteeringDataConfig(kind="lane_keeping", root=str(path)))
+    assert len(seq) == 30 and seq.image(7).shape == (8, 16, 3) and seq.image(7)[0, 0, 0] == 7
+    np.testing.assert_allclose(seq.curvature, np.arange(30) / 1000.0)
+    np.testing.assert_allclose(seq.stamps, 100.0 + 0.05 * np.arange(30))
+    changed = write_recording(tmp_path / "drive2.h5", n=30, curvature=np.arange(30) / 500.0)
+    same = write_recording(tmp_path / "drive3.h5", n=30)
+    identity = seq.identity.split(":", 2)[2]
+    assert open_sequence(SteeringDataConfig(kind="lane_keeping", root=str(same))).identity.endswith(identity)
+    assert not open_sequence(SteeringDataConfig(kind="lane_keeping", root=str(changed))).identity.endswith(identity)
 
 
 def test_recipes_load_and_name_their_variants(tmp_path):

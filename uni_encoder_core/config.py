@@ -328,7 +328,17 @@ class PipelineConfig:
 
     checkpoint: str = described("", "model checkpoint file (.pt) loaded at configure")
     device: str = described("cpu", "torch device: cpu, cuda, cuda:1, ...")
-    precision: Literal["fp32", "fp16", "bf16"] = described("fp32", "fp32, fp16 or bf16 (autocast)")
+    precision: Literal["fp32", "fp16", "bf16"] = described(
+        "fp32", "fp32, fp16 or bf16 (CUDA: weights converted once at configure; CPU: autocast)"
+    )
+    execution: Literal["torch", "onnxruntime"] = described(
+        "torch", "torch (PyTorch) or onnxruntime (the exported graphs, sessions built at configure; fp32 only)"
+    )
+    cuda_graphs: bool = described(
+        False, "capture the per-frame pass in a CUDA graph at configure and replay it (eager, with a warning, "
+        "when capture is impossible)"
+    )
+    channels_last: bool = described(False, "channels-last memory format for the weights and the input")
     segmentation_tasks: list[str] = described(
         description="OneFormer tasks to run: any of panoptic, semantic, instance",
         default_factory=lambda: ["panoptic"],

@@ -51,7 +51,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "camera_height": (0.01, 100.0), "max_ground_tilt": (0.0, 90.0), "max_frame_gap": (0.01, 3600.0),
     "warmup_frames": (0, 100),
 }
-CHOICES: dict[str, tuple[str, ...]] = {"input": ("raw", "compressed"), "precision": ("fp32", "fp16", "bf16")}
+CHOICES: dict[str, tuple[str, ...]] = {"input": ("raw", "compressed"), "precision": ("fp32", "fp16", "bf16"),
+                                       "execution": ("torch", "onnxruntime")}
 
 
 def _number(value: Any) -> bool:

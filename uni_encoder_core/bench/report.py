@@ -65,6 +65,37 @@ def variants_markdown(section: dict) -> str:
     return "\n\n".join([table, f"Segmentation decodes all configured tasks here ({tasks})."] + details)
 
 
+def execution_markdown(section: dict) -> str:
+    """The pipeline per execution setting: median / p90 ms per frame and ratio to eager fp32."""
+    rows = [[name, section["notes"][name]["runner"], _ms(p["ms"]["median"]), _ms(p["ms"]["p90"]), f"{p['ratio']:.2f}x"]
+            for name, p in section["paths"].items()]
+    tasks = ", ".join(section["tasks"]) or "none"
+    return (_table(["setting", "per-frame pass", "median ms/frame", "p90 ms/frame", "ratio to eager fp32"], rows)
+            + f"\n\n`PerceptionPipeline.process`, segmentation tasks: {tasks}.")
+
+
+def steering_markdown(section: dict) -> str:
+    """Cost of one steering command with the feature ring and with re-encoding."""
+    rows = [[name, _ms(p["ms"]["median"]), _ms(p["ms"]["p90"])] for name, p in section["paths"].items()]
+    return (_table(["steering command from", "median ms", "p90 ms"], rows)
+            + f"\n\nFeature ring / re-encoding: {section['buffered_vs_naive']:.3f} (median over rounds).")
+
+
+def node_markdown(section: dict) -> str:
+    """The ROS node against the pipeline alone on the same frames."""
+    node, alone = section["node_ms"], section["pipeline_ms"]
+    rows = [["node: publish -> last output over DDS", _ms(node["median"]), _ms(node["p90"])],
+            ["pipeline alone", _ms(alone["median"]), _ms(alone["p90"])]]
+    return (_table(["path", "median ms/frame", "p90 ms/frame"], rows)
+            + f"\n\nNode overhead (median over rounds of node / pipeline - 1): {100 * section['overhead']:.1f}% at "
+              f"{section['height']}x{section['width']}; frames lost in transport: {section['lost_frames']}.")
+
+
+def ratios_markdown(ratios: dict[str, float]) -> str:
+    """The headline ratios (lower is better)."""
+    return _table(["ratio (lower is better)", "value"], [[k, f"{v:.3f}"] for k, v in ratios.items()])
+
+
 def training_markdown(section: dict) -> str:
     """Step time, stage breakdown and peak memory of the training step."""
     b, mem = section["batch"], section["memory"]
@@ -99,6 +130,9 @@ def machine_markdown(machine: dict, settings: dict) -> str:
 
 
 SECTIONS = {"streaming": ("Streaming cost per frame", streaming_markdown),
+            "execution": ("Pipeline execution settings", execution_markdown),
+            "steering": ("Steering command: feature ring vs re-encoding", steering_markdown),
+            "node": ("ROS node overhead", node_markdown),
             "variants": ("Unified path variants", variants_markdown),
             "training": ("Training step", training_markdown),
             "rendering": ("Synthetic world rendering (one thread)", rendering_markdown)}
@@ -107,6 +141,8 @@ SECTIONS = {"streaming": ("Streaming cost per frame", streaming_markdown),
 def to_markdown(result: dict) -> str:
     """The whole result as markdown sections."""
     parts = [machine_markdown(result["machine"], result["settings"])]
+    if result.get("ratios"):
+        parts.append(f"### Ratios\n\n{ratios_markdown(result['ratios'])}")
     for key, (title, render) in SECTIONS.items():
         if key not in result:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 import torch
 
@@ -14,6 +15,11 @@ from uni_encoder_core.bench.report import SECTIONS, to_markdown
 from uni_encoder_core.bench.variants import VARIANTS
 from uni_encoder_core.config import ModelConfig, load_config
 from uni_encoder_core.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK_SECTIONS = ("streaming", "execution", "steering", "node")
+QUICK = {"model": str(ROOT / "config/model/tiny.yaml"), "height": 64, "width": 128, "frames": 3, "warmup": 1,
+         "threads": 1, "only": ",".join(QUICK_SECTIONS)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,10 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-steps", type=int, default=3, help="training steps, the first is warm-up (default 3)")
     parser.add_argument("--render-frames", type=int, default=10, help="synthetic frames to render (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: the tiny model at 64x128, {', '.join(QUICK_SECTIONS)}, "
+                             f"{QUICK['frames']} frames, one thread (overrides those options)")
 
 
 def check_args(args: argparse.Namespace) -> list[str]:
-    """The sections to run; raises ``UsageError`` (a ``ValueError``) naming a bad argument."""
+    """The sections to run; raises ``UsageError`` (a ``ValueError``) naming a bad argument. ``--quick`` sets its
+    options first."""
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
     sections = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown or not sections:

@@ -3,19 +3,23 @@
 A :class:`FrameSequence` is what the steering cross-testing reads: ``len(seq)`` frames, ``seq.image(i)`` (HxWx3
 uint8 RGB), ``seq.curvature`` (N, 1/m, + = left) and ``seq.stamps`` (N, s), plus an ``identity`` string that names
 the data (a cache of encoder features is keyed by it). :func:`open_sequence` builds one from a
-:class:`SteeringDataConfig`; the synthetic world is the source available in this build.
+:class:`SteeringDataConfig`: the synthetic world's drive or one lane-keeping HDF5 recording.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import h5py
 import numpy as np
 
+from uni_encoder_core.data.lane_keeping import read_labels
 from uni_encoder_core.data.synthetic.world import SyntheticWorld, WorldConfig
 
 
@@ -73,13 +77,37 @@ class SyntheticFrameSequence(FrameSequence):
         return "synthetic:" + json.dumps(dataclasses.asdict(self.world.cfg), sort_keys=True)
 
 
+class LaneKeepingFrameSequence(FrameSequence):
+    """One lane-keeping HDF5 recording (layout in ``docs/data_formats.md``; checked by ``read_labels``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.curvature, self.stamps = read_labels(self.path)
+        self._file: h5py.File | None = None
+
+    def image(self, index: int) -> np.ndarray:
+        """Stored RGB of frame ``index`` (HxWx3 uint8)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame {index} outside 0..{len(self) - 1}")
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file["images"][index]
+
+    @property
+    def identity(self) -> str:
+        """``lane_keeping:``, the file name and a digest of its labels, stamps and first and last frames."""
+        digest = hashlib.sha256(self.curvature.tobytes() + self.stamps.tobytes())
+        digest.update(self.image(0).tobytes() + self.image(len(self) - 1).tobytes())
+        return f"lane_keeping:{self.path.name}:{digest.hexdigest()[:16]}"
+
+
 @dataclass
 class SteeringDataConfig:
     """The recording the steering stage cross-tests on.
 
-    ``kind: synthetic`` drives through the world ``synthetic``; ``lane_keeping`` (an HDF5 recording at ``root``)
-    plugs in here once its reader exists. ``crop_bottom``: fraction of image rows removed at the bottom before
-    resizing to the model's input (as the inference pipeline does).
+    ``kind: synthetic`` drives through the world ``synthetic``; ``lane_keeping`` reads the HDF5 recording
+    ``root`` (e.g. written by ``uni-encoder dataset from-bag``). ``crop_bottom``: fraction of image rows removed
+    at the bottom before resizing to the model's input (as the inference pipeline does).
     """
 
     kind: Literal["synthetic", "lane_keeping"] = "synthetic"
@@ -89,10 +117,12 @@ class SteeringDataConfig:
 
 
 def open_sequence(cfg: SteeringDataConfig) -> FrameSequence:
-    """The frame sequence ``cfg`` names; raises ``ValueError`` for a kind this build cannot read."""
+    """The frame sequence ``cfg`` names; raises ``ValueError`` (or ``DataError`` naming the file) for bad data."""
     if cfg.kind == "synthetic":
         sequence = SyntheticFrameSequence(cfg.synthetic)
+    elif not cfg.root:
+        raise ValueError("steering data kind 'lane_keeping' needs root: the HDF5 recording to cross-test on")
     else:
-        raise ValueError(f"steering data kind '{cfg.kind}' has no reader in this build (available: synthetic)")
+        sequence = LaneKeepingFrameSequence(cfg.root)
     sequence.check()
     return sequence

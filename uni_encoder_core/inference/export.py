@@ -72,13 +72,17 @@ class SteeringGraph(EncoderGraph):
 
 
 class SegmentationGraph(EncoderGraph):
-    """4 feature maps -> class logits and mask logits of every configured task (task order of the config)."""
+    """4 feature maps -> class logits and mask logits of each task in ``tasks`` (default: the configured tasks, in
+    the config's order)."""
+
+    def __init__(self, model: UniEncoder, tasks: list[str] | None = None):
+        super().__init__(model)
+        self.tasks = list(model.cfg.segmentation.tasks if tasks is None else tasks)
 
     def forward(self, f0: Tensor, f1: Tensor, f2: Tensor, f3: Tensor) -> tuple[Tensor, ...]:
         """See class docstring."""
-        preds = self.model.predict_segmentation([f0, f1, f2, f3], self.model.cfg.segmentation.tasks)
-        return tuple(t for task in self.model.cfg.segmentation.tasks for t in (preds[task].class_logits,
-                                                                              preds[task].mask_logits))
+        preds = self.model.predict_segmentation([f0, f1, f2, f3], self.tasks)
+        return tuple(t for task in self.tasks for t in (preds[task].class_logits, preds[task].mask_logits))
 
 
 @dataclass
@@ -125,9 +129,10 @@ def _inputs(model: UniEncoder, width: int, batch: int = 1) -> dict[str, dict[str
     }
 
 
-def _outputs(name: str, model: UniEncoder) -> list[str]:
+def _outputs(name: str, model: UniEncoder, tasks: list[str] | None = None) -> list[str]:
     if name == "segmentation":
-        return [f"{task}_{kind}" for task in model.cfg.segmentation.tasks for kind in ("class_logits", "mask_logits")]
+        tasks = model.cfg.segmentation.tasks if tasks is None else tasks
+        return [f"{task}_{kind}" for task in tasks for kind in ("class_logits", "mask_logits")]
     return {
         "encoder": FEATS,
         "depth": ["disparity", "depth"],
@@ -172,6 +177,31 @@ def _compare(session: ort.InferenceSession, graph: nn.Module, inputs: dict[str, 
     return _max_diff(expected, got), _max_diff(expected, _run_torch(graph, nudged))
 
 
+def _export(graph: nn.Module, inputs: dict[str, Tensor], outputs: list[str], file: Path, width: bool) -> None:
+    """Trace ``graph`` on ``inputs`` into the ONNX file ``file`` (batch dynamic; widths too when ``width``)."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph, tuple(inputs.values()), str(file), input_names=list(inputs), output_names=outputs,
+            dynamic_axes=_dynamic_axes(inputs, outputs, width), opset_version=OPSET, dynamo=False,
+        )
+
+
+def export_graphs(model: UniEncoder, out_dir: Path, tasks: list[str]) -> dict[str, Path]:
+    """Export every graph of ``model`` (segmentation: ``tasks``; none when empty) to ``out_dir/<name>.onnx``
+    without checking them against PyTorch (``export_model`` checks); returns the files by graph name."""
+    model = model.eval()
+    inputs = _inputs(model, model.cfg.width)
+    files = {}
+    for name, cls in GRAPHS.items():
+        if name == "segmentation" and not tasks:
+            continue
+        graph = SegmentationGraph(model, tasks) if name == "segmentation" else cls(model)
+        files[name] = out_dir / f"{name}.onnx"
+        _export(graph.eval(), inputs[name], _outputs(name, model, tasks), files[name], name not in STATIC_WIDTH)
+    return files
+
+
 def export_model(model: UniEncoder, out_dir: str | Path, widths: tuple[int, int] | None = None) -> list[GraphReport]:
     """Export every graph of ``model`` to ``out_dir/<name>.onnx`` and compare it with PyTorch.
 
@@ -192,13 +222,7 @@ def export_model(model: UniEncoder, out_dir: str | Path, widths: tuple[int, int]
         inputs = examples[first][name]
         checks = [first, f"2x{export_width if name in STATIC_WIDTH else check_width}"]
         try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph, tuple(inputs.values()), str(file), input_names=list(inputs), output_names=outputs,
-                    dynamic_axes=_dynamic_axes(inputs, outputs, name not in STATIC_WIDTH), opset_version=OPSET,
-                    dynamo=False,
-                )
+            _export(graph, inputs, outputs, file, width=name not in STATIC_WIDTH)
             session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
             results = {key: _compare(session, graph, examples[key][name]) for key in checks}
             diffs = {key: r[0] for key, r in results.items()}

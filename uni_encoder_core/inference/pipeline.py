@@ -15,6 +15,7 @@ RANSAC ground-plane fit and the known ``camera_height``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass
 
@@ -24,14 +25,19 @@ import torch
 import torch.nn.functional as F
 
 from uni_encoder_core.config import PipelineConfig
-from uni_encoder_core.geometry import metric_scale_from_camera_height, scale_intrinsics
-from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID, split_panoptic
+from uni_encoder_core.geometry import metric_scale_from_camera_height, pose_vec_to_matrix, scale_intrinsics
+from uni_encoder_core.inference.device_io import preprocess_on_device, to_host
+from uni_encoder_core.inference.feature_ring import FeatureRing
+from uni_encoder_core.inference.frame_pass import EagerPass, OnnxPass, capture
+from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID
 from uni_encoder_core.models.checkpoint import load_checkpoint
 from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic
 from uni_encoder_core.models.steering import ackermann_steering_angle
 from uni_encoder_core.models.unified import UniEncoder
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+EXECUTIONS = ("torch", "onnxruntime")
+log = logging.getLogger(__name__)
 
 
 class PipelineError(ValueError):
@@ -112,72 +118,47 @@ def restore_rows(maps: torch.Tensor, height: int, width: int, crop: int, fill: f
     return torch.cat([kept, kept.new_full((*kept.shape[:2], crop, width), fill)], dim=2)
 
 
+def instance_ids(panoptic: torch.Tensor) -> torch.Tensor:
+    """Instance id map (int32, 0 = none, 1.. per thing segment in panoptic-id order) of a panoptic map."""
+    category, instance = panoptic // LABEL_DIVISOR, panoptic % LABEL_DIVISOR
+    things = torch.isin(category, torch.tensor(THING_CLASSES, device=panoptic.device)) & (instance > 0)
+    _, inverse = torch.unique(panoptic[things], return_inverse=True)
+    return torch.zeros(panoptic.shape, dtype=torch.int32, device=panoptic.device).masked_scatter_(
+        things, inverse.to(torch.int32) + 1)
+
+
 def instance_ids_from_panoptic(panoptic: np.ndarray) -> np.ndarray:
-    """Instance id map (uint16, 0 = none, 1.. per thing segment) from a panoptic map."""
-    category, instance = split_panoptic(panoptic)
-    things = np.isin(category, THING_CLASSES) & (instance > 0)
-    ids = np.zeros(panoptic.shape, np.uint16)
-    _, inverse = np.unique(panoptic[things], return_inverse=True)
-    ids[things] = inverse.astype(np.uint16) + 1
-    return ids
+    """Instance id map (uint16, 0 = none, 1.. per thing segment) from a panoptic map (numpy)."""
+    return instance_ids(torch.from_numpy(np.asarray(panoptic, np.int64))).numpy().astype(np.uint16)
 
 
-# task -> (post-processing to a label map, fill of the cropped rows, output dtype)
+# task -> (post-processing to a label map, fill of the cropped rows, dtype on the device, output dtype)
 SEGMENTATION_OUTPUTS = {
-    "panoptic": (to_panoptic, VOID * LABEL_DIVISOR, np.int32),
-    "semantic": (to_semantic, VOID, np.uint8),
-    "instance": (lambda *a: to_instance(*a).id_map, 0, np.uint16),
+    "panoptic": (to_panoptic, VOID * LABEL_DIVISOR, torch.int32, np.int32),
+    "semantic": (to_semantic, VOID, torch.uint8, np.uint8),
+    "instance": (lambda *a: to_instance(*a).id_map, 0, torch.int32, np.uint16),
 }
-
-
-class FeatureRing:
-    """Fixed ``capacity`` slots of per-frame encoder features (every scale), allocated once on the first push."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.slots: list[torch.Tensor] = []  # per scale: capacity x C x h x w
-        self.head = 0  # next slot to write
-        self.count = 0
-
-    def clear(self) -> None:
-        """Forget every frame (the buffers stay allocated)."""
-        self.head = self.count = 0
-
-    def release(self) -> None:
-        """Drop the buffers themselves (device memory is freed)."""
-        self.slots, self.head, self.count = [], 0, 0
-
-    def __len__(self) -> int:
-        return self.count
-
-    def push(self, feats: list[torch.Tensor]) -> None:
-        """Store one frame's features (each 1xCxhxw) in the oldest slot."""
-        if not self.slots:
-            self.slots = [torch.empty((self.capacity, *f.shape[1:]), dtype=f.dtype, device=f.device) for f in feats]
-        for slot, f in zip(self.slots, feats):
-            slot[self.head].copy_(f[0])
-        self.head = (self.head + 1) % self.capacity
-        self.count = min(self.count + 1, self.capacity)
-
-    def frame(self, age: int) -> list[torch.Tensor]:
-        """Features of the frame pushed ``age`` pushes ago (0 = newest), each 1xCxhxw."""
-        if age >= self.count:
-            raise IndexError(f"the ring holds {self.count} frames, asked for age {age}")
-        index = (self.head - 1 - age) % self.capacity
-        return [slot[index : index + 1] for slot in self.slots]
-
-    def window(self) -> torch.Tensor:
-        """Coarsest features of the full window, oldest first: 1 x capacity x C x h x w."""
-        slots = self.slots[-1]
-        return torch.cat([slots[self.head :], slots[: self.head]])[None]
+SEGMENTATION_NUMPY = {task: numpy_dtype for task, (*_, numpy_dtype) in SEGMENTATION_OUTPUTS.items()}
 
 
 class PerceptionPipeline:
-    """Loads a checkpoint and turns camera frames into :class:`PerceptionResult` (see the module docstring)."""
+    """Loads a checkpoint and turns camera frames into :class:`PerceptionResult` (see the module docstring).
+
+    Execution (``PipelineConfig``): ``execution: torch`` runs the model eager, or replays a CUDA graph of the whole
+    per-frame pass with ``cuda_graphs`` (captured at configure; eager with a warning when it cannot be);
+    ``execution: onnxruntime`` runs the exported graphs (float32). On CUDA, ``fp16``/``bf16`` convert the weights
+    once at configure and frames are resized on the device; on the CPU reduced precision autocasts. Every output of
+    a frame comes off the device in one copy.
+    """
 
     def __init__(self, cfg: PipelineConfig, model: torch.nn.Module | None = None):
         if cfg.precision not in PRECISIONS:
             raise PipelineError(f"precision must be one of {list(PRECISIONS)}, got '{cfg.precision}'")
+        if cfg.execution not in EXECUTIONS:
+            raise PipelineError(f"execution must be one of {list(EXECUTIONS)}, got '{cfg.execution}'")
+        if cfg.execution == "onnxruntime" and (cfg.precision != "fp32" or cfg.cuda_graphs):
+            raise PipelineError("execution 'onnxruntime' runs float32 graphs: it needs precision fp32 and "
+                                "cuda_graphs false")
         crop_rows(100, cfg.crop_bottom)
         unknown = sorted(set(cfg.segmentation_tasks) - {"semantic", "instance", "panoptic"})
         if unknown:
@@ -193,6 +174,8 @@ class PerceptionPipeline:
             raise PipelineError(f"checkpoint '{cfg.checkpoint}' holds a {type(self.model).__name__}, not a UniEncoder")
         self.model_hw = (self.model.cfg.height, self.model.cfg.width)
         self.ring = FeatureRing(self.model.cfg.steering.window)
+        self.tasks = list(cfg.segmentation_tasks)
+        self.runner = None
         self.scale = 1.0
         self.pose = np.eye(4)
         self.last_stamp: float | None = None
@@ -200,22 +183,43 @@ class PerceptionPipeline:
 
     # ----------------------------------------------------------------- device
 
+    @property
+    def converts_weights(self) -> bool:
+        """Whether reduced precision converts the weights (CUDA) rather than autocasting (CPU)."""
+        return self.device.type == "cuda" and self.cfg.precision != "fp32"
+
     def acquire(self) -> None:
-        """Move the model to the configured device and warm it up (kernels, allocator)."""
+        """Move the model to the configured device (weights converted once for reduced precision on CUDA, channels
+        last if asked), build the execution (ONNX Runtime sessions, CUDA graph capture) and warm it up."""
         self.model.to(self.device)
+        if self.converts_weights:
+            self.model.to(PRECISIONS[self.cfg.precision])
+        if self.cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        eager = EagerPass(self.model, self.tasks)
+        if self.cfg.execution == "onnxruntime":
+            self.runner = OnnxPass(self.model, self.tasks, torch.get_num_threads())
+        elif self.cfg.cuda_graphs:
+            with self._autocast():
+                self.runner = capture(eager, self.model_hw, self.device, self.ring.capacity) or eager
+        else:
+            self.runner = eager
         rng = np.random.default_rng(0)
         for i in range(self.cfg.warmup_frames):
             rgb = rng.integers(0, 256, (*self.model_hw, 3), dtype=np.uint8)
             self.process(CameraFrame(rgb, 0.05 * i, np.array([[100.0, 0, 64], [0, 100.0, 32], [0, 0, 1]])))
-        if self.cfg.warmup_frames:
+        if self.cfg.warmup_frames:  # every head, steering on a window made of the last frame
+            previous = self.ring.frame(0)
+            history = previous[-1][:, None].expand(-1, self.ring.capacity - 1, -1, -1, -1)
             with torch.no_grad(), self._autocast():
-                self.model.predict_steering(self.ring.frame(0)[-1][:, None].expand(1, self.ring.capacity, -1, -1, -1))
+                self.runner(torch.zeros(1, 3, *self.model_hw, device=self.device), previous, history)
         self.reset()
 
     def release(self) -> None:
-        """Free device memory: temporal state dropped, model moved to the CPU."""
+        """Free device memory: temporal state and the captured graph dropped, model moved to the CPU."""
         self.reset()
         self.ring.release()
+        self.runner = None
         self.model.to("cpu")
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -229,7 +233,7 @@ class PerceptionPipeline:
 
     def _autocast(self):
         dtype = PRECISIONS[self.cfg.precision]
-        if dtype == torch.float32:
+        if dtype == torch.float32 or self.converts_weights:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
@@ -258,6 +262,14 @@ class PerceptionPipeline:
         if not math.isfinite(frame.stamp):
             raise PipelineError(f"stamp must be finite, got {frame.stamp}")
 
+    def _input(self, rgb: np.ndarray) -> tuple[torch.Tensor, int]:
+        """The network input 1x3xhxw in [0, 1] and the number of cropped rows (resized on the device on CUDA)."""
+        if self.device.type == "cuda":
+            crop = crop_rows(rgb.shape[0], self.cfg.crop_bottom)
+            return preprocess_on_device(torch.from_numpy(rgb).to(self.device), crop, self.model_hw), crop
+        image, crop = preprocess(rgb, self.cfg.crop_bottom, self.model_hw)
+        return torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255.0), crop
+
     @torch.no_grad()
     def process(self, frame: CameraFrame) -> PerceptionResult:
         """Run every head on one frame (the encoder exactly once) and return the outputs at input resolution."""
@@ -267,63 +279,60 @@ class PerceptionPipeline:
             self.ring.clear()
         self.last_stamp = frame.stamp
         H, W = frame.rgb.shape[:2]
-        image, crop = preprocess(frame.rgb, self.cfg.crop_bottom, self.model_hw)
-        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
+        x, crop = self._input(frame.rgb)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        previous = self.ring.frame(0) if len(self.ring) > 0 else None
+        history = self.ring.window()[:, 1:] if len(self.ring) >= self.ring.capacity - 1 else None
         with self._autocast():
-            feats = self.model.encode(x)
-            _, depth = self.model.predict_depth(feats)
-            depth = depth.float()
-            if self.cfg.metric_scale:
-                K_net = model_intrinsics(frame.K, (H - crop, W), self.model_hw)
-                K_t = torch.as_tensor(K_net, dtype=torch.float32, device=self.device)[None]
-                scale = float(metric_scale_from_camera_height(depth, K_t, self.cfg.camera_height,
-                                                              max_tilt_deg=self.cfg.max_ground_tilt)[0])
-                self.scale = scale if math.isfinite(scale) and scale > 0 else self.scale
-            else:
-                self.scale = 1.0
-            out = {"depth": restore_rows(depth * self.scale, H, W, crop, math.nan, "bilinear")[0, 0]}
-            relative = None
-            if len(self.ring) > 0:
-                previous = self.ring.frame(0)
-                T, axis_angle, translation = self.model.predict_pose(previous, feats)
-                flow, mask = self.model.predict_motion(previous, feats, axis_angle, translation)
-                relative = T[0].double().cpu().numpy()
-                relative[:3, 3] *= self.scale
-                flow = restore_rows(flow * self.scale, H, W, crop, math.nan, "bilinear")
-                out["scene_flow"] = flow[0].permute(1, 2, 0)
-                out["motion_mask"] = restore_rows(mask, H, W, crop, 0.0, "bilinear")[0, 0] > 0.5
-            seg = self._segment(feats, H, W, crop)
-            self.ring.push(feats)
-            curvature = None
-            if len(self.ring) == self.ring.capacity:
-                curvature = float(self.model.predict_steering(self.ring.window()).float()[0])
-        if relative is not None:
+            out = self.runner(x, previous, history)
+        depth = out["depth"].float()
+        if self.cfg.metric_scale:
+            K_net = model_intrinsics(frame.K, (H - crop, W), self.model_hw)
+            K_t = torch.as_tensor(K_net, dtype=torch.float32, device=self.device)[None]
+            scale = float(metric_scale_from_camera_height(depth, K_t, self.cfg.camera_height,
+                                                          max_tilt_deg=self.cfg.max_ground_tilt)[0])
+            self.scale = scale if math.isfinite(scale) and scale > 0 else self.scale
+        else:
+            self.scale = 1.0
+        maps = {"depth": restore_rows(depth * self.scale, H, W, crop, math.nan, "bilinear")[0, 0]}
+        if previous is not None:
+            maps["relative_pose"] = pose_vec_to_matrix(out["axis_angle"].float(), out["translation"].float())[0]
+            flow = restore_rows(out["flow"].float() * self.scale, H, W, crop, math.nan, "bilinear")
+            maps["scene_flow"] = flow[0].permute(1, 2, 0)
+            maps["motion_mask"] = restore_rows(out["mask"].float(), H, W, crop, 0.0, "bilinear")[0, 0] > 0.5
+        if history is not None:
+            maps["curvature"] = out["curvature"].float()
+        maps.update(self._segment(out, H, W, crop))
+        self.ring.push(out["feats"])
+        host = to_host(maps) if self.device.type == "cuda" else {k: v.numpy() for k, v in maps.items()}
+        relative = None
+        if previous is not None:
+            relative = host["relative_pose"].astype(np.float64)
+            relative[:3, 3] *= self.scale
             self.pose = self.pose @ relative
-        arrays = {k: v.cpu().numpy() for k, v in out.items()}
+        curvature = float(host["curvature"][0]) if history is not None else None
         return PerceptionResult(
-            stamp=frame.stamp, K=np.asarray(frame.K, np.float64), depth=arrays["depth"],
+            stamp=frame.stamp, K=np.asarray(frame.K, np.float64), depth=host["depth"],
             metric=self.cfg.metric_scale, scale=self.scale, pose=self.pose.copy(), window_length=len(self.ring),
-            scene_flow=arrays.get("scene_flow"), motion_mask=arrays.get("motion_mask"), relative_pose=relative,
+            scene_flow=host.get("scene_flow"), motion_mask=host.get("motion_mask"), relative_pose=relative,
             curvature=curvature,
             steering_angle=None if curvature is None else ackermann_steering_angle(curvature, self.cfg.wheelbase),
-            reset=reset, **seg,
+            reset=reset, **{t: host[t].astype(SEGMENTATION_NUMPY[t]) for t in SEGMENTATION_NUMPY if t in host},
         )
 
-    def _segment(self, feats: list[torch.Tensor], H: int, W: int, crop: int) -> dict[str, np.ndarray]:
-        """Semantic / instance / panoptic maps at the input size; panoptic alone also yields the other two."""
-        tasks = list(self.cfg.segmentation_tasks)
-        if not tasks:
-            return {}
-        preds = self.model.predict_segmentation(feats, tasks)
+    def _segment(self, out: dict, H: int, W: int, crop: int) -> dict[str, torch.Tensor]:
+        """Semantic / instance / panoptic maps at the input size, on the device; panoptic alone also yields the
+        other two."""
         result = {}
-        for task, p in preds.items():
-            post, fill, dtype = SEGMENTATION_OUTPUTS[task]
-            labels = post(p.class_logits.float(), p.mask_logits.float(), self.model_hw)
+        for task in self.tasks:
+            post, fill, dtype, _ = SEGMENTATION_OUTPUTS[task]
+            labels = post(out[f"{task}/class_logits"].float(), out[f"{task}/mask_logits"].float(), self.model_hw)
             # float32 holds every label id exactly (< 2**24), so nearest resizing keeps them
-            result[task] = restore_rows(labels[:, None], H, W, crop, fill, "nearest")[0, 0].cpu().numpy().astype(dtype)
+            result[task] = restore_rows(labels[:, None], H, W, crop, fill, "nearest")[0, 0].to(dtype)
         if "panoptic" in result:
             if "semantic" not in result:
-                result["semantic"] = split_panoptic(result["panoptic"])[0].astype(np.uint8)
+                result["semantic"] = (result["panoptic"] // LABEL_DIVISOR).to(torch.uint8)
             if "instance" not in result:
-                result["instance"] = instance_ids_from_panoptic(result["panoptic"])
+                result["instance"] = instance_ids(result["panoptic"])
         return result

@@ -27,6 +27,7 @@ from transformers.models.oneformer.modeling_oneformer import (
 
 from uni_encoder_core.config import SegmentationConfig
 from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID
+from uni_encoder_core.models.oneformer_inference import Constants, pixel_decode, transformer_decode
 from uni_encoder_core.models.tokenizer import TASKS, VOCABULARY, Tokenizer, task_prompt
 
 
@@ -143,7 +144,8 @@ class SegmentationHead(OneFormerPreTrainedModel):
         for task in tasks:
             if task not in self.cfg.tasks:
                 raise ValueError(f"segmentation task '{task}' is not one of this head's tasks {self.cfg.tasks}")
-        return self.task_encoder(self.task_ids[[TASKS.index(t) for t in tasks]])
+        # slices, not an index list: no host-to-device copy (the pass stays capturable in a CUDA graph)
+        return self.task_encoder(torch.cat([self.task_ids[TASKS.index(t)][None] for t in tasks]))
 
     def _decode(self, multi_scale: list[Tensor], mask_features: Tensor, task_tokens: Tensor) -> SegmentationPrediction:
         out = self.transformer(multi_scale, mask_features, task_tokens)
@@ -151,19 +153,31 @@ class SegmentationHead(OneFormerPreTrainedModel):
         return SegmentationPrediction(out.prediction_class, out.prediction_masks, out.contrastive_logits, aux)
 
     def forward(self, features: list[Tensor], tasks: list[str]) -> dict[str, SegmentationPrediction]:
-        """Predict every task in ``tasks`` for all B images: pixel decoder once, one batched decoder pass."""
+        """Predict every task in ``tasks`` for all B images: pixel decoder once, one batched decoder pass.
+
+        In eval mode this is the inference pass of ``models.oneformer_inference`` (the same outputs up to float
+        rounding, no auxiliary predictions); in train mode transformers' modules run as they are.
+        """
         if len(features) != 4:
             raise ValueError(f"SegmentationHead expects 4 feature maps (strides 4..32), got {len(features)}")
         if not tasks:
             return {}
-        pixels = self.pixel_decoder(list(features))
         n, batch = len(tasks), features[0].shape[0]
         tokens = self._task_tokens(list(tasks)).repeat_interleave(batch, dim=0)  # task-major: (n*B) x D
-        multi_scale, mask_features = pixels.multi_scale_features, pixels.mask_features
+        if self.training:
+            pixels = self.pixel_decoder(list(features))
+            multi_scale, mask_features = pixels.multi_scale_features, pixels.mask_features
+        else:
+            constants = self.__dict__.setdefault("inference_constants", Constants())
+            multi_scale, mask_features = pixel_decode(self.pixel_decoder, list(features), constants)
         if n > 1:
             multi_scale = [f.repeat(n, 1, 1, 1) for f in multi_scale]
             mask_features = mask_features.repeat(n, 1, 1, 1)
-        pred = self._decode(multi_scale, mask_features, tokens)
+        if self.training:
+            pred = self._decode(multi_scale, mask_features, tokens)
+        else:
+            pred = SegmentationPrediction(*transformer_decode(self.transformer, multi_scale, mask_features, tokens,
+                                                              constants))
 
         def part(x: Tensor, i: int) -> Tensor:
             return x[i * batch : (i + 1) * batch]
@@ -203,38 +217,50 @@ def to_semantic(class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]
     return torch.einsum("bqc,bqhw->bchw", probs, _mask_probs(mask_logits, size)).argmax(1)
 
 
-def _segments(probs: Tensor, masks: Tensor, stuff: bool, object_threshold: float, overlap_threshold: float):
+def _segments(probs: Tensor, mask_logits: Tensor, size: tuple[int, int], stuff: bool, object_threshold: float,
+              overlap_threshold: float) -> tuple[Tensor, Tensor, Tensor]:
     """Non-overlapping segments of one image: (ids HxW, -1 = none; classes K; scores K).
 
-    probs Qx(C+1) class probabilities, masks QxHxW mask probabilities. Queries with a confident class
-    (> ``object_threshold``) claim pixels by argmax of prob * mask; a segment survives when it keeps at
-    least ``overlap_threshold`` of its own mask; stuff segments of one class are merged.
+    probs Qx(C+1) class probabilities, mask_logits Qxhxw (resized to ``size`` HxW for the queries kept).
+    Queries with a confident class (> ``object_threshold``) claim pixels by argmax of prob * mask probability; a
+    segment survives when it keeps at least ``overlap_threshold`` of its own mask (probability >= 0.5); stuff
+    segments of one class are merged. All queries are decided at once: the host reads the per-query flags once.
     """
     scores, labels = probs.max(-1)
     keep = (labels != probs.shape[-1] - 1) & (scores > object_threshold)
     if not stuff:
         keep &= torch.isin(labels, torch.tensor(THING_CLASSES, device=labels.device))
-    scores, labels, masks = scores[keep], labels[keep], masks[keep]
-    ids = torch.full(masks.shape[1:], -1, dtype=torch.int64, device=masks.device)
-    owner = (scores[:, None, None] * masks).argmax(0) if len(labels) else ids
+    scores, labels = scores[keep], labels[keep]
+    ids = torch.full(tuple(size), -1, dtype=torch.int64, device=probs.device)
+    if not len(labels):
+        return ids, labels, probs.new_zeros(0)
+    masks = _mask_probs(mask_logits[keep][None], size)[0]
+    owner = (scores[:, None, None] * masks).argmax(0)
+    claimed = owner[None] == torch.arange(len(labels), device=owner.device)[:, None, None]
+    own = masks >= 0.5
+    region = claimed & own
+    area = region.sum((1, 2))
+    survives = (area > 0) & (claimed.sum((1, 2)) >= overlap_threshold * own.sum((1, 2)))
+    mean_prob = (masks * region).sum((1, 2)) / area.clamp(min=1)
     classes: list[int] = []
-    seg_scores: list[Tensor] = []
+    table = [-1] * len(labels)  # query -> segment id (-1: dropped)
     stuff_ids: dict[int, int] = {}
-    for k, label in enumerate(labels.tolist()):
-        claimed, own = owner == k, masks[k] >= 0.5
-        region = claimed & own
-        if not region.any() or claimed.sum() < overlap_threshold * own.sum():
+    seg_scores = []
+    for k, (label, alive) in enumerate(zip(labels.tolist(), survives.tolist())):
+        if not alive:
             continue
         if label in stuff_ids:
-            ids[region] = stuff_ids[label]
+            table[k] = stuff_ids[label]
             continue
         if label not in THING_CLASSES:
             stuff_ids[label] = len(classes)
-        ids[region] = len(classes)
+        table[k] = len(classes)
         classes.append(label)
-        seg_scores.append(scores[k] * masks[k][region].mean())
-    scores_out = torch.stack(seg_scores) if seg_scores else masks.new_zeros(0)
-    return ids, torch.tensor(classes, dtype=torch.int64, device=masks.device), scores_out
+        seg_scores.append(k)
+    segment = torch.tensor(table, dtype=torch.int64, device=probs.device)[owner]
+    ids = torch.where(own.gather(0, owner[None])[0], segment, ids)
+    picked = torch.tensor(seg_scores, dtype=torch.int64, device=probs.device)
+    return ids, torch.tensor(classes, dtype=torch.int64, device=probs.device), (scores * mean_prob)[picked]
 
 
 def to_panoptic(
@@ -246,8 +272,8 @@ def to_panoptic(
     Unclaimed pixels are void: ``VOID * LABEL_DIVISOR``.
     """
     out = []
-    for probs, masks in zip(class_logits.softmax(-1), _mask_probs(mask_logits, size)):
-        ids, classes, _ = _segments(probs, masks, True, object_threshold, overlap_threshold)
+    for probs, logits in zip(class_logits.softmax(-1), mask_logits):
+        ids, classes, _ = _segments(probs, logits, size, True, object_threshold, overlap_threshold)
         table: list[int] = []  # segment k -> panoptic id; the last entry (ids == -1) is void
         counts: dict[int, int] = {}
         for label in classes.tolist():
@@ -264,8 +290,8 @@ def to_instance(
 ) -> InstancePrediction:
     """Thing instances only (stuff queries are dropped before pixels are assigned); scores for AP."""
     maps, classes, scores = [], [], []
-    for probs, masks in zip(class_logits.softmax(-1), _mask_probs(mask_logits, size)):
-        ids, cls, sc = _segments(probs, masks, False, object_threshold, overlap_threshold)
+    for probs, logits in zip(class_logits.softmax(-1), mask_logits):
+        ids, cls, sc = _segments(probs, logits, size, False, object_threshold, overlap_threshold)
         maps.append(ids + 1)
         classes.append(cls)
         scores.append(sc)

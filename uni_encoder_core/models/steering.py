@@ -16,15 +16,17 @@ def ackermann_steering_angle(curvature: float, wheelbase: float) -> float:
     return math.atan(wheelbase * curvature)
 
 
-def spatial_embedding(height: int, width: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Fixed 2D sine-cosine position embedding ``(height*width) x dim`` (row half, column half; ``dim % 4 == 0``)."""
+def spatial_embedding(height: int, width: int, dim: int, device: torch.device | None = None,
+                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Fixed 2D sine-cosine position embedding ``(height*width) x dim`` (row half, column half; ``dim % 4 == 0``),
+    computed in float32 and returned in ``dtype``."""
     quarter = dim // 4
     omega = 1.0 / (10000.0 ** (torch.arange(quarter, dtype=torch.float32, device=device) / quarter))
     rows = torch.arange(height, dtype=torch.float32, device=device)[:, None] * omega  # h x dim/4
     cols = torch.arange(width, dtype=torch.float32, device=device)[:, None] * omega  # w x dim/4
     row_emb = torch.cat([rows.sin(), rows.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
     col_emb = torch.cat([cols.sin(), cols.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
-    return torch.cat([row_emb, col_emb], dim=2).reshape(height * width, 4 * quarter)
+    return torch.cat([row_emb, col_emb], dim=2).reshape(height * width, 4 * quarter).to(dtype)
 
 
 class SteeringHead(nn.Module):
@@ -56,6 +58,8 @@ class SteeringHead(nn.Module):
             raise ValueError(f"steering input must be Bx{self.window}xCxhxw, got {tuple(window.shape)}")
         B, T, C, h, w = window.shape
         tokens = self.tokens(window.permute(0, 1, 3, 4, 2).reshape(B, T, h * w, C))
-        tokens = tokens + self.temporal[:, None, :] + spatial_embedding(h, w, self.hidden_dim, window.device)
+        # the embedding in the tokens' dtype: a half-precision model stays in half precision
+        tokens = tokens + self.temporal[:, None, :] + spatial_embedding(h, w, self.hidden_dim, window.device,
+                                                                         tokens.dtype)
         pooled = self.pool(tokens.reshape(B, T * h * w, self.hidden_dim))
         return self.curvature(pooled)[:, 0]

@@ -107,6 +107,12 @@ def test_synthetic_eval_of_a_synth_folder_equals_rendering_on_the_fly(checkpoint
     stored, rendered = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("stored", "rendered"))
     for table in ("depth", "segmentation", "steering"):
         assert stored[table] == rendered[table]
+    # a finished report is never mixed with a new one: refused before any work, replaced whole with --overwrite
+    code, _, err = run_eval(capsys, *args, "--root", tmp_path / "synth", "--out", tmp_path / "stored")
+    assert code == 2 and "not empty" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "stored" / "old.txt").write_text("old")
+    assert run_eval(capsys, *args, "--root", tmp_path / "synth", "--out", tmp_path / "stored", "--overwrite")[0] == 0
+    assert not (tmp_path / "stored" / "old.txt").exists() and (tmp_path / "stored" / "results.json").exists()
 
 
 def test_cityscapes_eval_gives_tables_two_and_three_under_the_manydepth_protocol(checkpoint, tmp_path, capsys):

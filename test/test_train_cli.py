@@ -68,6 +68,8 @@ def test_bad_resume_and_bad_recipes_give_one_clear_line(tmp_path, capsys):
     assert train(capsys, "--config", path)[0] == 0
     code, err = train(capsys, "--config", path)
     assert code == 2 and "already holds a run (up to step 1): pass --resume" in err
+    code, err = train(capsys, "--config", path, "--resume", "--steps", 5)
+    assert code == 2 and "started for 1 steps and resume continues that schedule; drop --steps" in err
     changed = yaml.safe_load(path.read_text())
     changed["lr"] = 0.5
     path.write_text(yaml.safe_dump(changed))

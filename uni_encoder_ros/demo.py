@@ -120,6 +120,8 @@ def run_demo(args: argparse.Namespace) -> int:
     params = {"checkpoint": str(checkpoint), "device": args.device, "publish_tf": "true", "metric_scale": "true",
               "camera_height": str(world.cfg.camera_height), "max_input_age": "2.0", "max_frame_gap": "2.0",
               "diagnostics_period": "0.5"}
+    if trained:  # the semantic task's own prediction: the demo model's panoptic queries are not trained yet
+        params["segmentation_tasks"] = "[panoptic,semantic]"
     # the recorder is one Python thread on a possibly busy machine: give it a deeper writer history than a vehicle
     # needs, through the node's standard QoS override parameters
     params |= {f"qos_overrides./{topic}.publisher.depth": "100" for topic in OUTPUT_TOPICS}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
 from uni_encoder_core.config import DataConfig
 from uni_encoder_core.data.lane_keeping import recording_files
 from uni_encoder_core.data.registry import build_dataset
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="data set kind")
     parser.add_argument("--root", help="data folder (synthetic: a `uni-encoder synth` output; omit to render)")
     parser.add_argument("--out", help="folder for tables.txt, tables.md, results.json and PNG panels")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
     parser.add_argument("--split", help="split folder / split-file name (default: cityscapes val, kitti test)")
     parser.add_argument("--split-file", help="KITTI: split file in monodepth2's format ({split} is replaced)")
     parser.add_argument("--crop-bottom", type=float, help="fraction of rows cut at the bottom (cityscapes 0.25, "
@@ -100,18 +102,20 @@ def run(args: argparse.Namespace) -> int:
     crop = DEFAULT_CROP.get(args.dataset, 0.0) if args.crop_bottom is None else args.crop_bottom
     settings = EvalSettings(crop_bottom=crop, folds=args.folds, label_scale=args.label_scale,
                             steering_lambda=args.steering_lambda, panels=args.panels, device=args.device)
+    out = check_output_directory(args.out, args.overwrite) if args.out else None  # refused before any work
     model = _model(args.checkpoint, args.device)
     with torch.inference_mode():
         result = evaluate(args, model, settings)
     name = Path(args.checkpoint).name
     text = format_tables(result, args.dataset, name, markdown=args.markdown)
     print(text, end="")
-    if args.out:
+    if out is not None:
         about = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "root": args.root,
                  "split": None if args.dataset in ("synthetic", "lane_keeping") else args.split,
                  "model": model.cfg.name, "input_size": [model.cfg.height, model.cfg.width], "crop_bottom": crop,
                  "folds": args.folds if result.steering is not None else None}
-        files = write_report(result, about, format_tables(result, args.dataset, name),
-                             format_tables(result, args.dataset, name, markdown=True), args.out)
-        print(f"wrote {', '.join(f.name for f in files)} to {args.out}")
+        with atomic_directory(out, args.overwrite) as staged:
+            files = write_report(result, about, format_tables(result, args.dataset, name),
+                                 format_tables(result, args.dataset, name, markdown=True), staged)
+        print(f"wrote {', '.join(f.name for f in files)} to {out}")
     return 0

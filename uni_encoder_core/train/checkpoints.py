@@ -138,6 +138,10 @@ def load_resume(out_dir: Path, stage: StageConfig, model: MultiTaskModel) -> dic
     saved, own = payload["recipe"], to_dict(stage)
     differ = sorted(k for k in set(saved) | set(own)
                     if k not in NOT_COMPARED_ON_RESUME and saved.get(k) != own.get(k))
+    if differ == ["steps"]:  # the learning-rate schedule is laid out over the run's length
+        raise CheckpointError(f"{path}: the run was started for {saved['steps']} steps and resume continues that "
+                              f"schedule; drop --steps (or give --steps {saved['steps']}), or start a new run from it "
+                              f"with --init {path} --out NEW_DIR")
     if differ:
         raise CheckpointError(f"{path}: was written by a different recipe (keys {differ} differ); resume needs the "
                               f"same recipe")

@@ -148,18 +148,18 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     device = torch.device(args.device)
-    rows = []
-    for recipe in args.recipes:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows.append(pool.submit(measure, recipe, args.model, args.steps, device, args.threads).result())
     memory = "peak CUDA MiB" if device.type == "cuda" else "peak RSS MiB (over pre-step)"
     print(f"| stage | losses | batch (labelled+triplets) | trainable M | median s/step | max s/step | {memory} "
           "| steps | projected |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for recipe in args.recipes:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            r = pool.submit(measure, recipe, args.model, args.steps, device, args.threads).result()
+        rows.append(r)
         print(f"| {r['name']} | {r['losses']} | {r['batch']} | {r['trainable']:.1f} | "
               f"{r['median']:.2f} | {r['max']:.2f} | {r['memory']} | {r['steps']:,} | "
-              f"{hours(r['median'] * r['steps'])} |")
+              f"{hours(r['median'] * r['steps'])} |", flush=True)
     total = sum(r["median"] * r["steps"] for r in rows)
     print(f"\nWhole schedule ({sum(r['steps'] for r in rows):,} steps): {hours(total)}")
 

@@ -14,7 +14,8 @@ from uni_encoder_core.bench.streaming import build_paths, synthetic_frame
 from uni_encoder_core.bench.timing import Clock, TimeLimitExceeded, summarize, time_limit
 from uni_encoder_core.bench.variants import OnnxHeads, UnifiedPath, compiled_heads
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.inference.export import DepthGraph, EncoderGraph
 from uni_encoder_core.models.unified import UniEncoder
 

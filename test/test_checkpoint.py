@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ModelConfig, load_config, to_dict
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config, to_dict
 from uni_encoder_core.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import UniEncoder

@@ -2,14 +2,10 @@
 
 import pytest
 
-from uni_encoder_core.config import (
-    ConfigError,
-    ModelConfig,
-    PipelineConfig,
-    StageConfig,
-    load_config,
-    save_config,
-)
+from uni_encoder_core.config import ModelConfig, StageConfig
+from uni_encoder_core.config_yaml import load_config, save_config
+from uni_encoder_core.errors import ConfigError
+from uni_encoder_core.inference.settings import PipelineConfig
 
 
 def write(tmp_path, text, name="c.yaml"):
@@ -96,7 +92,7 @@ def test_saved_file_has_the_usual_permissions(tmp_path):
 def test_field_defaults_give_each_pipeline_setting_with_its_description():
     from dataclasses import dataclass, fields
 
-    from uni_encoder_core.config import described, field_defaults
+    from uni_encoder_core.inference.settings import described, field_defaults
 
     table = field_defaults(PipelineConfig)
     assert list(table) == [f.name for f in fields(PipelineConfig)]

@@ -14,7 +14,8 @@ import torch
 
 import uni_encoder_core.commands.export  # noqa: F401 - imported before a test drops privileges
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from uni_encoder_core.models.unified import UniEncoder
 

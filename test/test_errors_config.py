@@ -7,8 +7,10 @@ import pytest
 
 from uni_encoder_core import config
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import MAX_CONFIG_BYTES, ConfigError, DataConfig, ModelConfig, load_config
+from uni_encoder_core.config import DataConfig, ModelConfig
 from uni_encoder_core.config_bounds import LIST_LENGTHS, SIZE_BOUNDS, check_config
+from uni_encoder_core.config_yaml import MAX_CONFIG_BYTES, load_config
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.models.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

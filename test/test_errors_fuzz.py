@@ -12,8 +12,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from uni_encoder_core.config import ConfigError, ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
 from uni_encoder_core.config_bounds import check_config
+from uni_encoder_core.config_yaml import load_config
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.models.checkpoint import ZIP_MAGIC, CheckpointError, load_checkpoint, save_checkpoint
 from uni_encoder_core.models.unified import UniEncoder
 

@@ -11,7 +11,8 @@ from kitti_fixture import DATE, DRIVE, make_kitti
 from lane_keeping_fixture import write_recording
 
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.cityscapes import CityscapesDepthEvalDataset
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 from uni_encoder_core.eval.depth import DEPTH_METRICS, cityscapes_depth_errors, compute_depth_errors, resize_depth

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from uni_encoder_core.config import LossConfig, ModelConfig, PipelineConfig, load_config
+from uni_encoder_core.config import LossConfig, ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.samples import collate
 from uni_encoder_core.data.synthetic import (
     SyntheticSegmentationDataset,
@@ -34,6 +35,7 @@ from uni_encoder_core.data.synthetic import (
 from uni_encoder_core.eval.depth import compute_depth_errors
 from uni_encoder_core.eval.segmentation import MeanIoUMetric
 from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.labels import NUM_CLASSES, VOID
 from uni_encoder_core.losses.segmentation import SupervisedSegmentationLoss, segmentation_targets
 from uni_encoder_core.losses.self_supervised import SelfSupervisedInputs, self_supervised_loss

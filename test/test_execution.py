@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from uni_encoder_core.config import ModelConfig, PipelineConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.inference.device_io import preprocess_on_device, to_host
 from uni_encoder_core.inference.frame_pass import EagerPass, capture
 from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline, PipelineError
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.models.steering import SteeringHead
 from uni_encoder_core.models.unified import UniEncoder
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.inference.export import GRAPHS, STATIC_WIDTH, SegmentationGraph
 from uni_encoder_core.models.checkpoint import save_checkpoint
 from uni_encoder_core.models.teacher import Teacher

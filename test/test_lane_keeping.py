@@ -6,7 +6,7 @@ import pytest
 import torch
 from lane_keeping_fixture import H, W, write_recording
 
-from uni_encoder_core.config import AugmentConfig, ConfigError, DataConfig
+from uni_encoder_core.config import AugmentConfig, DataConfig
 from uni_encoder_core.data.frames import DataError
 from uni_encoder_core.data.lane_keeping import (
     LaneKeepingDataset,
@@ -18,6 +18,7 @@ from uni_encoder_core.data.lane_keeping import (
     sample_weights,
 )
 from uni_encoder_core.data.samples import collate
+from uni_encoder_core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from uni_encoder_core.config import LossConfig, ModelConfig, load_config
+from uni_encoder_core.config import LossConfig, ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.samples import TripletSample, collate
 from uni_encoder_core.data.synthetic import WorldConfig
 from uni_encoder_core.data.synthetic.datasets import SyntheticSteeringDataset, SyntheticTripletDataset

@@ -7,7 +7,8 @@ import pytest
 import timm
 import torch
 
-from uni_encoder_core.config import EncoderConfig, ModelConfig, load_config
+from uni_encoder_core.config import EncoderConfig, ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.geometry import disparity_to_depth, matrix_to_pose_vec
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.pose import MultiScalePoseDecoder, PoseHead

@@ -103,7 +103,8 @@ def test_launch_file_wraps_the_same_command():
 def checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from uni_encoder_core.config import ModelConfig, load_config
+    from uni_encoder_core.config import ModelConfig
+    from uni_encoder_core.config_yaml import load_config
     from uni_encoder_core.models.checkpoint import save_checkpoint
     from uni_encoder_core.models.unified import UniEncoder
 
@@ -167,8 +168,8 @@ def send_and_wait(probe: Probe, msg: Image, timeout: float = 20.0) -> bool:
 
 @pytest.mark.ros
 def test_every_output_carries_the_input_header_and_steering_waits_for_16_frames(session, checkpoint, world):
-    from uni_encoder_core.config import PipelineConfig
     from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline
+    from uni_encoder_core.inference.settings import PipelineConfig
 
     proc, probe, log = session
     info = CameraInfo(width=W, height=H, k=world.K.reshape(-1).tolist())

@@ -76,7 +76,8 @@ def checkpoint(tmp_path_factory):
     import torch
     from perception_probe import ROOT
 
-    from uni_encoder_core.config import ModelConfig, load_config
+    from uni_encoder_core.config import ModelConfig
+    from uni_encoder_core.config_yaml import load_config
     from uni_encoder_core.models.checkpoint import save_checkpoint
     from uni_encoder_core.models.unified import UniEncoder
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from uni_encoder_core.config import LossConfig, ModelConfig, StageConfig, load_config
+from uni_encoder_core.config import LossConfig, ModelConfig, StageConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.synthetic import SyntheticSegmentationDataset, WorldConfig
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import UniEncoder

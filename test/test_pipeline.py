@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from uni_encoder_core.config import ModelConfig, PipelineConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.eval.pose import trajectory_from_relative_poses
 from uni_encoder_core.geometry import metric_scale_from_camera_height
 from uni_encoder_core.inference.pipeline import (
@@ -21,6 +22,7 @@ from uni_encoder_core.inference.pipeline import (
     preprocess,
     restore_rows,
 )
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.models.checkpoint import CheckpointError, save_checkpoint
 from uni_encoder_core.models.unified import UniEncoder
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from uni_encoder_core.config import LossConfig, ModelConfig, load_config
+from uni_encoder_core.config import LossConfig, ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.samples import TripletSample, collate
 from uni_encoder_core.data.synthetic import WorldConfig
 from uni_encoder_core.data.synthetic.datasets import SyntheticTripletDataset

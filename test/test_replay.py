@@ -19,7 +19,10 @@ from uni_encoder_core.bags.reader import BagReader
 from uni_encoder_core.bags.steering import read_steering
 from uni_encoder_core.bags.writer import typestore
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ConfigError, ModelConfig, load_config, load_node_parameters
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
+from uni_encoder_core.errors import ConfigError
+from uni_encoder_core.inference.settings import load_node_parameters
 from uni_encoder_core.models.checkpoint import save_checkpoint
 from uni_encoder_core.models.unified import UniEncoder
 

@@ -12,10 +12,12 @@ import pytest
 import torch
 from lane_keeping_fixture import write_recording
 
-from uni_encoder_core.config import ConfigError, ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.frames import DataError
 from uni_encoder_core.data.sequences import SteeringDataConfig, open_sequence
 from uni_encoder_core.data.synthetic import WorldConfig
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.eval.steering import tenfold_splits
 from uni_encoder_core.models.checkpoint import load_checkpoint, save_checkpoint
 from uni_encoder_core.models.encoder import SharedEncoder

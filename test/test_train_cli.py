@@ -15,7 +15,8 @@ import yaml
 from train_helpers import ROOT, small_stage
 
 from uni_encoder_core.cli import main
-from uni_encoder_core.config import ModelConfig, load_config, save_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config, save_config
 from uni_encoder_core.models.checkpoint import read_checkpoint, save_checkpoint
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import UniEncoder

@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import Dataset
 from train_helpers import small_stage
 
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data import registry
 from uni_encoder_core.models.checkpoint import read_checkpoint, save_checkpoint
 from uni_encoder_core.models.teacher import Teacher

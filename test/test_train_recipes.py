@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from uni_encoder_core.config import ConfigError, DataConfig, LossConfig, ModelConfig, ScheduleConfig, load_config
+from uni_encoder_core.config import DataConfig, LossConfig, ModelConfig, ScheduleConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data import registry
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.train.recipe import NETWORKS, check_stage, load_stage, recipe_kind
 from uni_encoder_core.train.sampling import BatchStream
 from uni_encoder_core.train.schedule import lr_factor

@@ -26,7 +26,9 @@ mkdir -p "$OUT"
 echo "== 1. the captured CUDA graph gives the eager outputs (Swin-T, 192x512, all three tasks)"
 "$PYTHON" - <<'PY'
 import logging, time, numpy as np, torch
-from uni_encoder_core.config import ModelConfig, PipelineConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.inference.frame_pass import GraphPass
 from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

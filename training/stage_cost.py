@@ -32,7 +32,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.train.batch import TrainBatch, synthetic_batch
 from uni_encoder_core.train.objective import TrainingObjective

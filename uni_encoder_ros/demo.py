@@ -45,7 +45,8 @@ def resolve_checkpoint(args: argparse.Namespace, out: Path) -> tuple[Path, bool]
         return DEMO_CHECKPOINT, True
     import torch
 
-    from uni_encoder_core.config import ModelConfig, load_config
+    from uni_encoder_core.config import ModelConfig
+    from uni_encoder_core.config_yaml import load_config
     from uni_encoder_core.models.checkpoint import save_checkpoint
     from uni_encoder_core.models.unified import UniEncoder
 

@@ -16,7 +16,7 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, qos_profile_sensor_data, qos_profile_system_default
 from sensor_msgs.msg import CameraInfo, Image
 
-from uni_encoder_core.config import NodeConfig, PipelineConfig, field_defaults
+from uni_encoder_core.inference.settings import NodeConfig, PipelineConfig, field_defaults
 
 # name -> (default, description) of the parameters that are the node's own (the rest configure the pipeline).
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = field_defaults(NodeConfig)

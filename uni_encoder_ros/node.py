@@ -9,16 +9,13 @@ Data flow (keep-latest): the image callback only validates the message and store
 mailbox, counting an overwritten, unprocessed frame as dropped; inference runs in its own callback
 group, woken by a guard condition, always on the newest frame. Every output reuses the input header.
 
-Safety: every steering command passes the :class:`CommandGate`; a watchdog on the node's steady clock publishes
-stop commands and ERROR diagnostics whenever no valid command was produced for ``max_input_age``, whatever the
-cause. Every callback turns its errors into counted rejections; transitions are serialised with the callbacks
-(``io_lock``) and with inference (``processing``). Parameters are checked at start-up, configure and runtime.
+Safety (the contract: docs/decisions.md): every steering command passes the :class:`CommandGate`; a steady-clock
+watchdog stops the vehicle when no valid command came for ``max_input_age``; callbacks count their errors;
+transitions are serialised with the callbacks (``io_lock``) and inference (``processing``).
 """
 
 from __future__ import annotations
 
-import array
-import dataclasses
 import sys
 import threading
 import time
@@ -37,7 +34,6 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
-from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.messages.frames import CameraInfoError, CameraIntrinsics, camera_in_base
 from uni_encoder_core.messages.images import ImageError, image_to_rgb8
 from uni_encoder_core.messages.outputs import Header, OutputMessages
@@ -135,11 +131,6 @@ class PerceptionNode(Parameters, Monitoring, LifecycleNode):
             f"input {self.pipeline.model_hw[1]}x{self.pipeline.model_hw[0]}"
         )
         return TransitionCallbackReturn.SUCCESS
-
-    def pipeline_config(self) -> PipelineConfig:
-        """The pipeline's typed settings from the node parameters of the same names."""
-        values = {f.name: self.param(f.name) for f in dataclasses.fields(PipelineConfig)}
-        return PipelineConfig(**{k: list(v) if isinstance(v, array.array) else v for k, v in values.items()})
 
     def create_publishers(self) -> None:
         """Outputs (system-default QoS, overridable by the ``qos_overrides.*`` parameters)."""
@@ -327,6 +318,7 @@ class PerceptionNode(Parameters, Monitoring, LifecycleNode):
             self.stats.counts["stop"] += 1
         self.get_logger().error(f"command gate: {self.stats.last_gate_stop}: stop commanded",
                                 throttle_duration_sec=2.0)
+
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``perception_node`` (``--ros-args`` accepted)."""

@@ -22,8 +22,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from uni_encoder_core.bench.timing import summarize
-from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.messages.frames import camera_matrix
 from uni_encoder_ros.interface import NODE_PARAMETERS, OUTPUT_TOPICS
 from uni_encoder_ros.messages import numpy_to_image

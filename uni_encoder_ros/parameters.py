@@ -1,4 +1,5 @@
-"""The node's parameters at runtime: checked values, and a set-parameters callback that refuses bad ones.
+"""The node's parameters at runtime: checked values, the pipeline's settings built from them, and a
+set-parameters callback that refuses bad ones.
 
 :class:`Parameters` is a mixin of ``PerceptionNode``; it uses the node's ``values``, ``gate`` (CommandGate) and
 ``messages`` (OutputMessages). The rules are :func:`~uni_encoder_ros.interface.check_parameters`.
@@ -6,10 +7,13 @@
 
 from __future__ import annotations
 
+import array
+import dataclasses
 from typing import Any
 
 from rcl_interfaces.msg import SetParametersResult
 
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_ros.interface import PARAMETERS, check_parameter, check_parameters
 
 STOP_PERIOD = 0.08  # s; the gate sends stop commands at most this often (watchdog jitter stays under it)
@@ -21,6 +25,11 @@ class Parameters:
     def param(self, name: str) -> Any:
         """Current (checked) value of a declared parameter."""
         return self.values[name]
+
+    def pipeline_config(self) -> PipelineConfig:
+        """The pipeline's typed settings from the node parameters of the same names."""
+        values = {f.name: self.param(f.name) for f in dataclasses.fields(PipelineConfig)}
+        return PipelineConfig(**{k: list(v) if isinstance(v, array.array) else v for k, v in values.items()})
 
     def load_parameters(self) -> str | None:
         """Check every declared parameter's value; keep them when valid, else return the reason."""

@@ -32,8 +32,8 @@ from uni_encoder_core.bags.reader import (
     usable_camera_info,
 )
 from uni_encoder_core.bags.steering import SteeringSeries, read_steering
-from uni_encoder_core.config import NodeConfig
 from uni_encoder_core.inference.pipeline import CameraFrame, PerceptionPipeline, PerceptionResult, PipelineError
+from uni_encoder_core.inference.settings import NodeConfig
 from uni_encoder_core.messages.frames import camera_in_base, camera_matrix
 from uni_encoder_core.messages.images import ImageError, image_to_rgb8
 from uni_encoder_core.messages.outputs import Header, OutputMessages

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from uni_encoder_core.bench.timing import CallCounter, Clock, summarize
-from uni_encoder_core.config import ModelConfig, PipelineConfig
+from uni_encoder_core.config import ModelConfig
 from uni_encoder_core.inference.pipeline import CameraFrame, FeatureRing, PerceptionPipeline
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.models.encoder import SharedEncoder
 from uni_encoder_core.models.steering import SteeringHead
 from uni_encoder_core.models.teacher import Teacher

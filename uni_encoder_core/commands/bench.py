@@ -13,7 +13,8 @@ from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
 from uni_encoder_core.bench import benchmark
 from uni_encoder_core.bench.report import SECTIONS, to_markdown
 from uni_encoder_core.bench.variants import VARIANTS
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.errors import OutputExistsError, UsageError
 from uni_encoder_core.models.checkpoint import save_checkpoint, skeleton
 from uni_encoder_core.models.teacher import Teacher

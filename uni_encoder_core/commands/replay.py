@@ -12,8 +12,9 @@ import argparse
 from pathlib import Path
 
 from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
-from uni_encoder_core.config import LossConfig, NodeConfig, PipelineConfig, load_node_parameters
+from uni_encoder_core.config import LossConfig
 from uni_encoder_core.errors import UsageError
+from uni_encoder_core.inference.settings import NodeConfig, PipelineConfig, load_node_parameters
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

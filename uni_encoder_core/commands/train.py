@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train one stage (or run the steering cross-testing of a ``kind: steering_cv`` recipe); the exit code."""
-    from uni_encoder_core.config import ConfigError
+    from uni_encoder_core.errors import ConfigError
     from uni_encoder_core.train.recipe import recipe_kind
 
     try:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_steering(args: argparse.Namespace) -> int:
     """The steering stage: tenfold cross-testing of every variant of the recipe (Table IV)."""
-    from uni_encoder_core.config import ConfigError
+    from uni_encoder_core.errors import ConfigError
     from uni_encoder_core.models.checkpoint import CheckpointError
     from uni_encoder_core.train.steering_cv import load_steering_cv_config, run_steering_cv
 
@@ -64,7 +64,7 @@ def run_stage(args: argparse.Namespace) -> int:
     """One training stage of the student or the teacher."""
     import torch
 
-    from uni_encoder_core.config import ConfigError
+    from uni_encoder_core.errors import ConfigError
     from uni_encoder_core.models.checkpoint import CheckpointError
     from uni_encoder_core.train.distributed import DeviceError
     from uni_encoder_core.train.guard import TrainingDiverged

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from uni_encoder_core.config import AugmentConfig, ConfigError, DataConfig
+from uni_encoder_core.config import AugmentConfig, DataConfig
 from uni_encoder_core.data.augment import augment_segmentation, augment_triplet
 from uni_encoder_core.data.frames import (
     DataError,
@@ -45,6 +45,7 @@ from uni_encoder_core.data.frames import (
     shape_labels,
 )
 from uni_encoder_core.data.samples import DepthEvalSample, SegmentationSample, TripletSample
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.eval.depth import cityscapes_gt_depth
 from uni_encoder_core.labels import LABEL_DIVISOR, LABEL_IDS, THING_CLASSES, VOID
 

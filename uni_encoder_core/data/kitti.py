@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from uni_encoder_core.config import AugmentConfig, ConfigError, DataConfig
+from uni_encoder_core.config import AugmentConfig, DataConfig
 from uni_encoder_core.data.augment import augment_triplet
 from uni_encoder_core.data.frames import DataError, image_tensor, read_rgb, shape_image, shape_intrinsics
 from uni_encoder_core.data.samples import DepthEvalSample, TripletSample
+from uni_encoder_core.errors import ConfigError
 
 CAMERAS = {"l": 2, "r": 3}
 EVAL_OFFSETS = (0,)

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from uni_encoder_core.config import AugmentConfig, ConfigError, DataConfig
+from uni_encoder_core.config import AugmentConfig, DataConfig
 from uni_encoder_core.data.augment import augment_steering
 from uni_encoder_core.data.frames import DataError, image_tensor, shape_image
 from uni_encoder_core.data.samples import SteeringWindow
+from uni_encoder_core.errors import ConfigError
 
 FORMAT = "uni-encoder lane-keeping"
 VERSION = 1

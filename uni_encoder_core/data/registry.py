@@ -22,8 +22,9 @@ from pathlib import Path
 
 from torch.utils.data import ConcatDataset, Dataset
 
-from uni_encoder_core.config import ConfigError, DataConfig
+from uni_encoder_core.config import DataConfig
 from uni_encoder_core.data.frames import DataError
+from uni_encoder_core.errors import ConfigError
 
 Builder = Callable[[DataConfig, str, str], Dataset]
 

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uni_encoder_core.config import PipelineConfig
 from uni_encoder_core.geometry import metric_scale_from_camera_height, pose_vec_to_matrix, scale_intrinsics
 from uni_encoder_core.inference.device_io import preprocess_on_device, to_host
 from uni_encoder_core.inference.feature_ring import FeatureRing
 from uni_encoder_core.inference.frame_pass import EagerPass, OnnxPass, capture
+from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.labels import LABEL_DIVISOR, THING_CLASSES, VOID
 from uni_encoder_core.models.checkpoint import load_checkpoint
 from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic

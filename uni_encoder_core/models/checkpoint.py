@@ -2,7 +2,7 @@
 
 Loading checks, in this order, so that a bad file fails with one line naming it before anything large is
 allocated: the file is readable and a PyTorch zip archive; it unpickles with ``weights_only=True``; it carries our
-header; its embedded ``model_config`` is valid and within :func:`~uni_encoder_core.config.check_config`'s bounds;
+header; its embedded ``model_config`` is valid and within :func:`~uni_encoder_core.config_bounds.check_config`'s bounds;
 the model that config describes, built without memory on the ``meta`` device, has at most :data:`MAX_PARAMETERS`
 parameters and exactly the names and shapes of the stored weights; every stored weight is finite. Only then is
 the model built and loaded.
@@ -19,8 +19,9 @@ from typing import Any
 import torch
 
 from uni_encoder_core.atomic_io import atomic_writer
-from uni_encoder_core.config import ConfigError, EncoderConfig, ModelConfig, from_dict, to_dict
-from uni_encoder_core.errors import UserError
+from uni_encoder_core.config import EncoderConfig, ModelConfig
+from uni_encoder_core.config_yaml import from_dict, to_dict
+from uni_encoder_core.errors import ConfigError, UserError
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
 

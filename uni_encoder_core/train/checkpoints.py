@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from uni_encoder_core.config import ModelConfig, StageConfig, to_dict
+from uni_encoder_core.config import ModelConfig, StageConfig
+from uni_encoder_core.config_yaml import to_dict
 from uni_encoder_core.models.checkpoint import (
     CheckpointError,
     load_checkpoint,

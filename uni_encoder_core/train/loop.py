@@ -29,8 +29,10 @@ from timm.utils import distribute_bn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from uni_encoder_core.config import ConfigError, ModelConfig, StageConfig, load_config, save_config, to_dict
+from uni_encoder_core.config import ModelConfig, StageConfig
+from uni_encoder_core.config_yaml import load_config, save_config, to_dict
 from uni_encoder_core.data.registry import build_dataset
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.models.checkpoint import save_checkpoint
 from uni_encoder_core.train import checkpoints as ckpt
 from uni_encoder_core.train.batch import TrainBatch

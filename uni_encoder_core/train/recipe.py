@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 
-from uni_encoder_core.config import ConfigError, StageConfig, load_config, read_yaml
+from uni_encoder_core.config import StageConfig
+from uni_encoder_core.config_yaml import load_config, read_yaml
+from uni_encoder_core.errors import ConfigError
 from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import UniEncoder
 from uni_encoder_core.train.objective import LOSSES

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from uni_encoder_core.config import ModelConfig, load_config
+from uni_encoder_core.config import ModelConfig
+from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.sequences import FrameSequence, SteeringDataConfig, open_sequence
 from uni_encoder_core.eval.steering import mse, weighted_mse
 from uni_encoder_core.inference.pipeline import preprocess

@@ -95,7 +95,8 @@ def test_steering_flip_negates_the_curvature():
 
 
 def test_colour_jitter_is_the_same_for_every_frame():
-    frame = torch.rand(3, H, W)
+    # seeded, and away from 0: a ratio of near-black pixels magnifies the hue step's HSV round-trip error
+    frame = 0.1 + 0.8 * torch.rand(3, H, W, generator=torch.Generator().manual_seed(0))
     images = torch.stack([frame, frame, frame])
     out = colour_jitter(images, AugmentConfig(), torch.Generator().manual_seed(3))
     assert not torch.allclose(out[0], frame, atol=1e-3)

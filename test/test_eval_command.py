@@ -16,6 +16,7 @@ from uni_encoder_core.config_yaml import load_config
 from uni_encoder_core.data.cityscapes import CityscapesDepthEvalDataset
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 from uni_encoder_core.eval.depth import DEPTH_METRICS, cityscapes_depth_errors, compute_depth_errors, resize_depth
+from uni_encoder_core.eval.pose import sequence_ate
 from uni_encoder_core.eval.segmentation import (
     MaskAPMetric,
     MeanIoUMetric,
@@ -50,7 +51,7 @@ def independent_synthetic_numbers(checkpoint):
     model = load_checkpoint(checkpoint)
     world = SyntheticWorld(WorldConfig(seed=SEED, height=64, width=128, num_frames=FRAMES))
     pq, ap, miou = PanopticQualityMetric(), MaskAPMetric(), MeanIoUMetric()
-    depth_errors, coarsest, curvature = [], [], []
+    depth_errors, coarsest, curvature, features, relative, tp_fp_fn = [], [], [], [], [], np.zeros(3)
     for i in range(FRAMES):
         f = world.frame(i)
         feats = model.encode(torch.from_numpy(f.rgb).permute(2, 0, 1)[None].float() / 255)
@@ -64,12 +65,27 @@ def independent_synthetic_numbers(checkpoint):
         ap.update(masks, inst.classes[0], inst.scores[0], *instances_from_panoptic(f.panoptic))
         coarsest.append(feats[-1])
         curvature.append(f.curvature)
+        if features:
+            T, axis_angle, translation = model.predict_pose(features[-1], feats)
+            moving = model.predict_motion(features[-1], feats, axis_angle, translation)[1][0, 0].numpy() > 0.5
+            relative.append(T[0].double().numpy())
+            truth = f.motion_mask
+            tp_fp_fn += [np.sum(moving & truth), np.sum(moving & ~truth), np.sum(~moving & truth)]
+        features.append(feats)
+    trajectory = [np.eye(4)]
+    for step in relative:
+        trajectory.append(trajectory[-1] @ step)
+    gt_positions = np.stack([world.pose(i)[:3, 3] for i in range(FRAMES)])
+    tp, fp, fn = tp_fp_fn
     fold_mse = []
     for chunk in (range(0, 18), range(18, 36)):  # windows end at the 16th..18th frame of each chunk
         pred = [float(model.predict_steering(torch.stack(coarsest[t - 15:t + 1], dim=1))[0]) for t in chunk[15:]]
         fold_mse.append(np.mean((100 * np.array(pred) - 100 * np.array(curvature)[list(chunk[15:])]) ** 2))
     return {"depth": {k: np.mean([e[k] for e in depth_errors]) for k in DEPTH_METRICS},
-            "pq": pq.compute().pq, "ap": ap.compute()["AP"], "miou": miou.compute().miou, "fold_mse": fold_mse}
+            "pq": pq.compute().pq, "ap": ap.compute()["AP"], "miou": miou.compute().miou, "fold_mse": fold_mse,
+            "motion_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+            "ate": sequence_ate(gt_positions, np.stack(trajectory)[:, :3, 3]),
+            "ate_zero_motion": float(np.sqrt(np.mean(np.sum((gt_positions - gt_positions.mean(0)) ** 2, axis=1))))}
 
 
 def test_synthetic_eval_prints_all_three_tables_with_numbers_of_the_metric_functions(checkpoint, tmp_path, capsys):
@@ -88,6 +104,11 @@ def test_synthetic_eval_prints_all_three_tables_with_numbers_of_the_metric_funct
         assert result["depth"][k] == pytest.approx(expected["depth"][k], rel=1e-6)
     seg = result["segmentation"]
     assert (seg["pq"], seg["ap"], seg["miou"]) == pytest.approx((expected["pq"], expected["ap"], expected["miou"]))
+    motion = result["motion"]
+    assert motion["frames"] == FRAMES
+    assert (motion["motion_f1"], motion["ate"], motion["ate_zero_motion"]) == pytest.approx(
+        (expected["motion_f1"], expected["ate"], expected["ate_zero_motion"]), rel=1e-6)
+    assert "Motion mask (F1 of moving pixels) and odometry" in out
     steering = result["steering"]
     assert [f["windows"] for f in steering["folds"]] == [3, 3]
     assert [f["mse"] for f in steering["folds"]] == pytest.approx(expected["fold_mse"], rel=1e-6)

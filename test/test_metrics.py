@@ -24,6 +24,7 @@ from uni_encoder_core.eval.pose import (
     snippet_ates,
     trajectory_from_relative_poses,
     umeyama_alignment,
+    zero_motion_ate,
 )
 from uni_encoder_core.eval.segmentation import (
     MaskAPMetric,
@@ -348,6 +349,38 @@ def test_sequence_ate_after_similarity_alignment():
     bumped = square_xz + np.array([[0, 1.0, 0], [0, -1, 0], [0, 1, 0], [0, -1, 0]])
     assert sequence_ate(square_xz, bumped) == pytest.approx(math.sqrt(2 / 3))
     assert sequence_ate(square_xz, bumped, with_scale=False) == pytest.approx(1.0)
+
+
+def test_zero_motion_ate_is_the_spread_about_the_centroid_and_the_limit_of_a_shrinking_prediction():
+    gt = np.array([[0.0, 0, 0], [2, 0, 0], [4, 0, 0], [6, 0, 0]])  # centroid (3, 0, 0): distances 3, 1, 1, 3
+    assert zero_motion_ate(gt) == pytest.approx(math.sqrt(5.0))
+    bent = np.array([[0.0, 0, 0], [1e-9, 0, 0], [2e-9, 1e-9, 0], [3e-9, 0, 0]])  # a wrong, nearly static guess
+    assert sequence_ate(gt, bent) <= zero_motion_ate(gt) + 1e-9
+
+
+def test_motion_evaluation_chains_relative_poses_and_counts_moving_pixels():
+    from uni_encoder_core.eval.accumulate import MotionEvaluation
+    from uni_encoder_core.eval.predict import PairPrediction
+
+    poses = [np.eye(4) for _ in range(5)]
+    for i, p in enumerate(poses):  # drive 2 m per frame along z while turning about y
+        p[:3, :3], p[:3, 3] = rot_y(0.1 * i), [0.3 * i * i, 0.0, 2.0 * i]
+    evaluation = MotionEvaluation()
+    evaluation.start(poses[0])
+    gt_mask = np.zeros((4, 6), bool)
+    gt_mask[1:3, 2:4] = True
+    for i in range(1, 5):
+        half_scale = np.linalg.inv(poses[i - 1]) @ poses[i]
+        half_scale[:3, 3] *= 0.5  # a monocular network's translation, half the metric one
+        predicted = np.zeros((4, 6))  # the mask's left column (2 of its 4 pixels) and one static pixel
+        predicted[1:3, 2] = predicted[0, 0] = 0.9
+        evaluation.add(PairPrediction(half_scale, predicted), gt_mask, poses[i])
+    got = evaluation.compute()
+    assert got["frames"] == 5 and got["ate"] == pytest.approx(0.0, abs=1e-9)
+    assert got["ate_zero_motion"] == pytest.approx(zero_motion_ate(np.stack(poses)))
+    assert (got["motion_precision"], got["motion_recall"], got["motion_f1"]) == pytest.approx((2 / 3, 0.5, 4 / 7))
+    with pytest.raises(ValueError, match="start"):
+        MotionEvaluation().add(PairPrediction(np.eye(4), np.zeros((4, 6))), gt_mask, np.eye(4))
 
 
 def test_steering_mse_and_weighted_mse():

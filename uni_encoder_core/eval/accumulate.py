@@ -5,12 +5,16 @@
 - :class:`SteeringEvaluation` (Table IV): plain and weighted MSE per fold (a contiguous chunk of every recording),
   mean ± std over the folds. Errors are in squared ``label_scale`` x curvature units, the units the steering stage
   trains and reports in; the weights are ``exp(lambda |y|)`` on that label (paper eq. 5).
+- :class:`MotionEvaluation` (where the data has camera poses and moving-object masks, as the synthetic world
+  does): motion-mask precision, recall and F1, and the absolute trajectory error of the chained frame-to-frame
+  poses beside a camera that never moves.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import cv2
 import numpy as np
 
 from uni_encoder_core.eval.depth import (
@@ -20,7 +24,9 @@ from uni_encoder_core.eval.depth import (
     eigen_depth_errors,
     resize_depth,
 )
-from uni_encoder_core.eval.predict import FramePrediction
+from uni_encoder_core.eval.motion import MotionMaskMetric
+from uni_encoder_core.eval.pose import sequence_ate, trajectory_from_relative_poses, zero_motion_ate
+from uni_encoder_core.eval.predict import FramePrediction, PairPrediction
 from uni_encoder_core.eval.segmentation import (
     MaskAPMetric,
     MeanIoUMetric,
@@ -125,3 +131,44 @@ class SteeringEvaluation:
             "all": self._errors([p for k in every for p in self.pred[k]], [t for k in every for t in self.target[k]]),
             "label_scale": self.label_scale, "steering_lambda": self.steering_lambda,
         }
+
+
+class MotionEvaluation:
+    """Motion mask and odometry over one drive, fed its consecutive frame pairs in order.
+
+    F1 of the motion mask (probability > 0.5, resized to the ground truth's size) sums pixel counts over the drive.
+    The trajectory chains the predicted ``T_prev_cur`` from the first frame; its ATE is the RMSE of the camera
+    positions after Umeyama alignment with scale (a monocular network's translation has no metric scale). A camera
+    that never moves is the baseline (:func:`~uni_encoder_core.eval.pose.zero_motion_ate`).
+    """
+
+    def __init__(self) -> None:
+        self.mask = MotionMaskMetric()
+        self.relative: list[np.ndarray] = []
+        self.gt_poses: list[np.ndarray] = []
+
+    def start(self, gt_pose: np.ndarray) -> None:
+        """The drive's first frame: its camera-to-world pose 4x4 (the trajectory's origin)."""
+        self.relative, self.gt_poses = [], [np.asarray(gt_pose, np.float64)]
+
+    def add(self, pair: PairPrediction, gt_mask: np.ndarray, gt_pose: np.ndarray) -> None:
+        """The next frame: the pair's prediction, this frame's moving-object mask HxW bool and camera pose 4x4."""
+        if not self.gt_poses:
+            raise ValueError("MotionEvaluation.start must be given the drive's first pose before its pairs")
+        mask = pair.motion_mask
+        if mask.shape != gt_mask.shape:
+            mask = cv2.resize(mask.astype(np.float32), gt_mask.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        self.mask.update(np.clip(mask, 0.0, 1.0), gt_mask)
+        self.relative.append(pair.relative_pose)
+        self.gt_poses.append(np.asarray(gt_pose, np.float64))
+
+    def compute(self) -> dict[str, float | int]:
+        """``motion_precision``, ``motion_recall``, ``motion_f1`` (fractions), ``ate`` and ``ate_zero_motion``
+        (the ground truth's length units) and ``frames``. Raises ``ValueError`` with fewer than 3 frames."""
+        if len(self.gt_poses) < 3:
+            raise ValueError(f"an ATE needs a drive of at least 3 frames, got {len(self.gt_poses)}")
+        gt = np.stack(self.gt_poses)
+        pred = trajectory_from_relative_poses(np.stack(self.relative))
+        mask = self.mask.compute()
+        return {"motion_precision": mask["precision"], "motion_recall": mask["recall"], "motion_f1": mask["f1"],
+                "ate": sequence_ate(gt, pred), "ate_zero_motion": zero_motion_ate(gt), "frames": len(gt)}

@@ -11,6 +11,7 @@ Two protocols:
 - **Sequence ATE** (:func:`sequence_ate`): the whole predicted trajectory is aligned to the ground truth by the
   closed-form similarity transform of Umeyama (rotation, translation and scale; scale off for metric
   predictions), then ``ATE = sqrt(mean ||aligned - gt||^2)``, the RMSE of the positions (as TUM / evo do).
+  :func:`zero_motion_ate` is the same error for a camera that never moves (the trivial baseline).
 
 Trajectories are camera-to-world poses ``Nx4x4`` (camera optical frame) or positions ``Nx3``; a monocular
 network's relative poses become one with :func:`trajectory_from_relative_poses`.
@@ -109,3 +110,14 @@ def sequence_ate(gt: np.ndarray | torch.Tensor, pred: np.ndarray | torch.Tensor,
     scale, rotation, translation = umeyama_alignment(pred_xyz, gt_xyz, with_scale)
     aligned = scale * pred_xyz @ rotation.T + translation
     return float(np.sqrt(np.mean(np.sum((aligned - gt_xyz) ** 2, axis=1))))
+
+
+def zero_motion_ate(gt: np.ndarray | torch.Tensor) -> float:
+    """Sequence ATE of a trajectory that stands still: every predicted position the same point.
+
+    A static trajectory has no scale or rotation to align; the best translation puts it at the ground truth's
+    centroid, so the error is the RMS distance of the true positions from their centroid (the limit of
+    :func:`sequence_ate` as the predicted motion shrinks to zero). ``gt``: ``Nx4x4`` poses or ``Nx3`` positions.
+    """
+    gt_xyz = _positions("gt", gt)
+    return float(np.sqrt(np.mean(np.sum((gt_xyz - gt_xyz.mean(0)) ** 2, axis=1))))

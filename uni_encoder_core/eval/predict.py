@@ -15,7 +15,8 @@ import torch
 
 from uni_encoder_core.inference.pipeline import preprocess
 from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic
-from uni_encoder_core.models.unified import UniEncoder
+from uni_encoder_core.models.teacher import Teacher
+from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
 
 SEGMENTATION_TASKS = ("panoptic", "instance", "semantic")
 
@@ -31,12 +32,15 @@ class Instances:
 
 @dataclass
 class FramePrediction:
-    """One frame's outputs: ``depth`` hxw (network size, camera units); ``coarsest`` 1xCxh'xw' encoder features
-    (the steering head's input); with segmentation, ``semantic`` and ``panoptic`` HxW maps and ``instances`` at the
-    requested label size."""
+    """One frame's outputs: ``depth`` hxw (network size, camera units); ``image`` the 1x3xhxw input and
+    ``features`` the encoder's multi-scale features (1xC_kxh_kxw_k each, coarsest last: the steering head's input;
+    the student's pose and motion decoders take them, the teacher's separate encoders the images); with
+    segmentation, ``semantic`` and ``panoptic`` HxW maps and ``instances`` at the requested
+    label size."""
 
     depth: np.ndarray
-    coarsest: torch.Tensor
+    image: torch.Tensor
+    features: list[torch.Tensor]
     semantic: np.ndarray | None = None
     panoptic: np.ndarray | None = None
     instances: Instances | None = None
@@ -70,7 +74,7 @@ def predict_frame(model: UniEncoder, x: torch.Tensor, label_size: tuple[int, int
     """Run the encoder once on ``x`` (1x3xhxw on the model's device); segment at ``label_size`` (H, W) when given."""
     feats = model.encode(x)
     _, depth = model.predict_depth(feats)
-    out = FramePrediction(depth=depth[0, 0].float().cpu().numpy().astype(np.float64), coarsest=feats[-1])
+    out = FramePrediction(depth=depth[0, 0].float().cpu().numpy().astype(np.float64), image=x, features=feats)
     if label_size is not None:
         preds = model.predict_segmentation(feats, list(SEGMENTATION_TASKS))
         pan, sem = preds["panoptic"], preds["semantic"]
@@ -78,6 +82,26 @@ def predict_frame(model: UniEncoder, x: torch.Tensor, label_size: tuple[int, int
         out.semantic = to_semantic(sem.class_logits.float(), sem.mask_logits.float(), label_size)[0].cpu().numpy()
         out.instances = _instances(preds["instance"], label_size)
     return out
+
+
+@dataclass
+class PairPrediction:
+    """Ego-motion and moving pixels between a frame and the one before: ``relative_pose`` 4x4 float64 (this
+    camera in the previous camera's frame, ``T_prev_cur``, depth units) and ``motion_mask`` hxw probabilities of
+    independent motion in this frame (network size)."""
+
+    relative_pose: np.ndarray
+    motion_mask: np.ndarray
+
+
+@torch.no_grad()
+def predict_pair(model: MultiTaskModel, previous: FramePrediction, current: FramePrediction) -> PairPrediction:
+    """The pose and motion-mask decoders on two consecutive frames' features, as the inference pipeline runs them
+    (source = previous frame, target = current frame); a teacher's pose and motion encoders take the images."""
+    src, tgt = (previous.image, current.image) if isinstance(model, Teacher) else (previous.features, current.features)
+    T, axis_angle, translation = model.predict_pose(src, tgt)
+    _, mask = model.predict_motion(src, tgt, axis_angle, translation)
+    return PairPrediction(T[0].double().cpu().numpy(), mask[0, 0].float().cpu().numpy().astype(np.float64))
 
 
 class WindowStream:

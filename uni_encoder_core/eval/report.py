@@ -59,6 +59,19 @@ def _steering(st: dict, dataset: str, model: str, markdown: bool) -> list[tuple[
     return tables
 
 
+def _motion(m: dict, markdown: bool) -> tuple[str, str]:
+    head = ["motion precision %", "motion recall %", "motion F1 %", "ATE", "ATE (zero motion)"]
+    values = [f"{100 * m['motion_precision']:.1f}", f"{100 * m['motion_recall']:.1f}", f"{100 * m['motion_f1']:.1f}",
+              f"{m['ate']:.3f}", f"{m['ate_zero_motion']:.3f}"]
+    if markdown:
+        table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(values) + " |"])
+    else:
+        widths = [max(len(h), len(v)) for h, v in zip(head, values)]
+        table = "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in (head, values))
+    return (f"Motion mask (F1 of moving pixels) and odometry (sequence ATE after scale alignment, m) over "
+            f"{m['frames']} frames", table + "\n")
+
+
 def format_tables(result: EvalResult, dataset: str, model: str, markdown: bool = False) -> str:
     """The tables ``result`` has numbers for, titled, with the paper's rows for ``dataset`` above ``model``'s."""
     parts = []
@@ -66,6 +79,8 @@ def format_tables(result: EvalResult, dataset: str, model: str, markdown: bool =
         parts.append(_segmentation(result.segmentation, dataset, model, markdown))
     if result.depth is not None:
         parts.append(_depth(result.depth, result.depth_protocol, dataset, model, markdown))
+    if result.motion is not None:
+        parts.append(_motion(result.motion, markdown))
     if result.steering is not None:
         parts += _steering(result.steering, dataset, model, markdown)
     return "\n".join(f"### {title}\n\n{table}" if markdown else f"{title}\n{table}" for title, table in parts)
@@ -85,10 +100,11 @@ def _plain(value):
 
 
 def result_json(result: EvalResult, about: dict) -> dict:
-    """``about`` (checkpoint, data set, split, ...) plus ``segmentation``, ``depth`` (with ``protocol``) and
-    ``steering``; a table without numbers is null."""
+    """``about`` (checkpoint, data set, split, ...) plus ``segmentation``, ``depth`` (with ``protocol``),
+    ``motion`` and ``steering``; a table without numbers is null."""
     depth = None if result.depth is None else {**result.depth, "protocol": result.depth_protocol}
-    return _plain({**about, "segmentation": result.segmentation, "depth": depth, "steering": result.steering})
+    return _plain({**about, "segmentation": result.segmentation, "depth": depth, "motion": result.motion,
+                   "steering": result.steering})
 
 
 def steering_plot(result: EvalResult) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 - Synthetic world (:func:`evaluate_frames`): every frame once through the encoder; depth over the whole frame
   (``full_frame`` protocol), segmentation against the exact labels, steering windows of the drive cut into
-  ``folds`` contiguous chunks: all three tables.
+  ``folds`` contiguous chunks: all three tables; and, from each pair of consecutive frames, the motion mask
+  against the moving cars and the chained camera trajectory against the true one.
 - Cityscapes: :func:`evaluate_depth_samples` (ManyDepth protocol) and :func:`evaluate_labelled` (Table II).
 - KITTI: :func:`evaluate_depth_samples` (Eigen protocol, Garg crop).
 - Lane keeping (:func:`evaluate_recordings`): every recording cut into ``folds`` chunks (fold ``k`` = chunk ``k``
@@ -28,9 +29,21 @@ from uni_encoder_core.colour import caption, colour_depth, colour_image, colour_
 from uni_encoder_core.data.frames import DataError
 from uni_encoder_core.data.lane_keeping import fold_chunks, read_labels
 from uni_encoder_core.data.synthetic.world import SyntheticFrame
-from uni_encoder_core.eval.accumulate import DepthEvaluation, SegmentationEvaluation, SteeringEvaluation
-from uni_encoder_core.eval.predict import FramePrediction, WindowStream, predict_frame, rgb_input, sample_input
-from uni_encoder_core.models.unified import UniEncoder
+from uni_encoder_core.eval.accumulate import (
+    DepthEvaluation,
+    MotionEvaluation,
+    SegmentationEvaluation,
+    SteeringEvaluation,
+)
+from uni_encoder_core.eval.predict import (
+    FramePrediction,
+    WindowStream,
+    predict_frame,
+    predict_pair,
+    rgb_input,
+    sample_input,
+)
+from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
 from uni_encoder_core.train.steering_cv import SteeringTrainConfig
 
 
@@ -56,6 +69,7 @@ class EvalResult:
     depth: dict | None = None
     depth_protocol: str | None = None
     segmentation: dict | None = None
+    motion: dict | None = None
     steering: dict | None = None
     steering_trace: SteeringEvaluation | None = None
     panels: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)
@@ -86,31 +100,40 @@ def _chunk_of(count: int, folds: int, window: int, source: str) -> np.ndarray:
     return np.concatenate([np.full(b - a, k) for k, (a, b) in enumerate(chunks)])
 
 
-def evaluate_frames(model: UniEncoder, frame: Callable[[int], SyntheticFrame], count: int,
+def evaluate_frames(model: MultiTaskModel, frame: Callable[[int], SyntheticFrame], count: int,
                     settings: EvalSettings) -> EvalResult:
-    """All three tables on ``count`` synthetic frames (``frame(i)``, in drive order)."""
+    """All three tables on ``count`` synthetic frames (``frame(i)``, in drive order); a model without a steering
+    head (the distillation teacher) has no Table IV."""
     device = torch.device(settings.device)
+    steers = isinstance(model, UniEncoder)
     chunk_of = _chunk_of(count, settings.folds, model.cfg.steering.window, "synthetic drive")
-    depth, segmentation = DepthEvaluation("full_frame"), SegmentationEvaluation()
+    depth, segmentation, motion = DepthEvaluation("full_frame"), SegmentationEvaluation(), MotionEvaluation()
     steering = SteeringEvaluation(settings.label_scale, settings.steering_lambda)
     stream, draw = WindowStream(model), panel_indices(count, settings.panels)
     result = EvalResult(depth_protocol=depth.protocol, panels={"depth": [], "segmentation": []})
+    previous = None
     for i in tqdm(range(count), desc="eval synthetic", unit="frame"):
         f = frame(i)
         x = rgb_input(f.rgb, model, settings.crop_bottom).to(device)
         pred = predict_frame(model, x, f.semantic.shape)
         depth.add(f.depth, pred.depth)
         segmentation.add(pred, f.semantic, f.panoptic)
+        if previous is None:
+            motion.start(f.T_world_cam)
+        else:
+            motion.add(predict_pair(model, previous, pred), f.motion_mask, f.T_world_cam)
+        previous = pred
         if i > 0 and chunk_of[i] != chunk_of[i - 1]:
             stream.clear()
-        curvature = stream.push(pred.coarsest)
+        curvature = stream.push(pred.features[-1]) if steers else None
         if curvature is not None:
             steering.add(int(chunk_of[i]), curvature, f.curvature)
         if i in draw:
             result.panels["depth"].append(_depth_row(x, pred, f.depth, f"frame {i}"))
             result.panels["segmentation"].append(_segmentation_row(x, pred, f.semantic, f"frame {i}"))
-    result.depth, result.segmentation = depth.compute(), segmentation.compute()
-    result.steering, result.steering_trace = steering.compute(), steering
+    result.depth, result.segmentation, result.motion = depth.compute(), segmentation.compute(), motion.compute()
+    if steers:
+        result.steering, result.steering_trace = steering.compute(), steering
     return result
 
 

@@ -396,3 +396,9 @@ def test_demo_writes_the_results_folder(tmp_path):
     assert {"depth.png", "segmentation_semantic.png", "scene_flow.png", "odom.png", "steering.png"} <= set(
         summary["panels"])
     assert ("WARNING: random weights" in (out / "summary.md").read_text()) is not trained
+    scores = summary["ground_truth"]
+    assert 0 < scores["frames_scored"] <= 24
+    if trained:  # the committed model on a drive it never saw beats the trivial baselines
+        assert scores["depth_abs_rel"] < 0.8 * scores["depth_abs_rel_baseline"], scores
+        assert scores["miou"] > 3 * scores["miou_baseline"], scores
+    assert "## Against the ground truth" in (out / "summary.md").read_text()

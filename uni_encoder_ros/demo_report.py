@@ -16,7 +16,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from uni_encoder_core.labels import PALETTE  # noqa: E402
+from uni_encoder_core.eval.depth import compute_depth_errors  # noqa: E402
+from uni_encoder_core.eval.motion import MotionMaskMetric  # noqa: E402
+from uni_encoder_core.eval.segmentation import MeanIoUMetric  # noqa: E402
+from uni_encoder_core.labels import PALETTE, VOID  # noqa: E402
 from uni_encoder_core.messages.frames import camera_in_base, odometry_in_base  # noqa: E402
 from uni_encoder_core.messages.images import image_to_numpy  # noqa: E402
 
@@ -143,6 +146,54 @@ def diagnostics_panel(path: Path, diagnostics: list[dict[str, Any]], latency_ms:
     plt.close(fig)
 
 
+def ground_truth_scores(got: dict[str, list], index_of: dict[float, int], world) -> dict[str, Any]:
+    """The published outputs against the synthetic world's ground truth, over every processed frame.
+
+    ``depth_abs_rel``: per-image median-scaled abs_rel (pixels with ground truth and a finite prediction), averaged;
+    ``miou`` of ``segmentation/semantic``; ``motion_f1`` of ``motion_mask`` (frames with a previous one);
+    ``steering_rmse_deg`` of the Ackermann angle of the non-stop commands against the world's steering angle. Each
+    has its trivial baseline on the same frames (``*_baseline``): a constant depth, the majority class of the scored
+    frames' labels, nothing moving (F1 0), always straight. A missing output gives None.
+    """
+    by_topic = {t: {stamp_seconds(m): m for _, m in got[t]}
+                for t in ("depth", "segmentation/semantic", "motion_mask")}
+    abs_rel, constant, labels, motion = [], [], [], MotionMaskMetric()
+    for stamp, i in sorted(index_of.items(), key=lambda kv: kv[1]):
+        if not any(stamp in msgs for msgs in by_topic.values()):
+            continue
+        frame = world.frame(i)
+        if stamp in by_topic["depth"]:
+            depth = image_to_numpy(by_topic["depth"][stamp]).astype(np.float64)
+            gt = np.where(np.isfinite(depth), frame.depth, 0.0)
+            abs_rel.append(compute_depth_errors(gt, np.nan_to_num(depth, nan=1.0))["abs_rel"])
+            constant.append(compute_depth_errors(gt, np.ones_like(gt))["abs_rel"])
+        if stamp in by_topic["segmentation/semantic"]:
+            labels.append((image_to_numpy(by_topic["segmentation/semantic"][stamp]), frame.semantic))
+        if stamp in by_topic["motion_mask"]:
+            motion.update(image_to_numpy(by_topic["motion_mask"][stamp]) > 0, frame.motion_mask)
+    angles = [(d.steering_angle, world.steering_angle(index_of[t])) for t, d in
+              ((stamp_seconds(m), m.drive) for _, m in got["steering"]) if d.speed != 0.0 and t in index_of]
+    pred, truth = np.array(angles).reshape(-1, 2).T
+    miou, majority = MeanIoUMetric(), MeanIoUMetric()
+    if labels:
+        every = np.concatenate([gt[gt != VOID] for _, gt in labels])
+        most = int(np.bincount(every).argmax()) if every.size else 0
+        for out, gt in labels:
+            miou.update(out, gt)
+            majority.update(np.full_like(gt, most), gt)
+    return {
+        "depth_abs_rel": float(np.mean(abs_rel)) if abs_rel else None,
+        "depth_abs_rel_baseline": float(np.mean(constant)) if constant else None,
+        "miou": miou.compute().miou if labels else None,
+        "miou_baseline": majority.compute().miou if labels else None,
+        "motion_f1": motion.compute()["f1"] if by_topic["motion_mask"] else None,
+        "motion_f1_baseline": 0.0,
+        "steering_rmse_deg": float(np.degrees(np.sqrt(np.mean((pred - truth) ** 2)))) if angles else None,
+        "steering_rmse_deg_baseline": float(np.degrees(np.sqrt(np.mean(truth**2)))) if angles else None,
+        "frames_scored": len(abs_rel),
+    }
+
+
 def write_report(out: Path, got: dict[str, list], sent: list[float], world, meta: dict[str, Any]) -> dict[str, Any]:
     """Write every panel and the summary; returns the summary."""
     index_of = {s: i for i, s in enumerate(sent)}
@@ -194,6 +245,7 @@ def write_report(out: Path, got: dict[str, list], sent: list[float], world, meta
         "headers_match": all(stamp_seconds(m) in index_of and m.header.frame_id == "camera_optical"
                              for topic in VIEWS for _, m in got[topic]),
         "panels": panels,
+        "ground_truth": ground_truth_scores(got, index_of, world),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))
@@ -225,5 +277,26 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "",
         "Panels: " + ", ".join(f"[{p}]({p})" for p in s["panels"]),
         "",
+        *ground_truth_lines(s["ground_truth"]),
     ]
     return "\n".join(lines)
+
+
+def ground_truth_lines(g: dict[str, Any]) -> list[str]:
+    """The outputs against the synthetic world's ground truth, as a Markdown table."""
+    def shown(x: float | None, unit: str = "") -> str:
+        return "—" if x is None else f"{x:.3f}{unit}"
+
+    return [
+        f"## Against the ground truth ({g['frames_scored']} frames)", "",
+        "| output | metric | this run | trivial baseline |",
+        "|---|---|---|---|",
+        f"| depth | abs_rel (median-scaled) | {shown(g['depth_abs_rel'])} | constant depth: "
+        f"{shown(g['depth_abs_rel_baseline'])} |",
+        f"| segmentation/semantic | mIoU | {shown(g['miou'])} | majority class: {shown(g['miou_baseline'])} |",
+        f"| motion_mask | F1 of moving pixels | {shown(g['motion_f1'])} | all static: "
+        f"{shown(g['motion_f1_baseline'])} |",
+        f"| steering | RMSE of the Ackermann angle | {shown(g['steering_rmse_deg'], ' deg')} | always straight: "
+        f"{shown(g['steering_rmse_deg_baseline'], ' deg')} |",
+        "",
+    ]

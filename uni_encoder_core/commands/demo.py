@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate (Hz)")
     parser.add_argument("--height", type=int, default=192, help="camera image height (px)")
     parser.add_argument("--width", type=int, default=512, help="camera image width (px)")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic world seed")
+    parser.add_argument("--seed", type=int, default=1000,
+                        help="synthetic world seed (default: a drive no training recipe uses)")
     parser.add_argument("--device", default="cpu", help="torch device of the node")
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="s to wait for the node to come up")
 

@@ -70,6 +70,7 @@ def test_size_not_divisible_by_32_is_refused_at_init(tmp_path, capsys):
     ("encoder:\n  embed_dim: 24\n  num_heads: [1, 2, 5, 6]\n",
      "stage 2 width 96 (embed_dim * 2^2) is not divisible by its 5 heads"),
     ("pose:\n  head_channels: 100000\n", "key 'pose.head_channels' must be in [1, 2048]; got 100000"),
+    ("segmentation:\n  object_threshold: 1.5\n", "key 'segmentation.object_threshold' must be in [0, 1], got 1.5"),
 ])
 def test_sizes_out_of_bounds_name_the_key_and_the_range(tmp_path, capsys, extra, message):
     assert message in init_fails(tiny_with(tmp_path, extra), tmp_path / "m.pt", capsys)

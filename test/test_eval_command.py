@@ -58,9 +58,11 @@ def independent_synthetic_numbers(checkpoint):
         depth = model.predict_depth(feats)[1][0, 0].numpy()
         depth_errors.append(compute_depth_errors(f.depth, resize_depth(depth, 64, 128)))
         seg = model.predict_segmentation(feats, ["panoptic", "instance", "semantic"])
-        pq.update(to_panoptic(seg["panoptic"].class_logits, seg["panoptic"].mask_logits, (64, 128))[0], f.panoptic)
+        thresholds = (model.cfg.segmentation.object_threshold, model.cfg.segmentation.overlap_threshold)
+        pq.update(to_panoptic(seg["panoptic"].class_logits, seg["panoptic"].mask_logits, (64, 128), *thresholds)[0],
+                  f.panoptic)
         miou.update(to_semantic(seg["semantic"].class_logits, seg["semantic"].mask_logits, (64, 128))[0], f.semantic)
-        inst = to_instance(seg["instance"].class_logits, seg["instance"].mask_logits, (64, 128))
+        inst = to_instance(seg["instance"].class_logits, seg["instance"].mask_logits, (64, 128), *thresholds)
         masks = inst.id_map[0].numpy()[None] == np.arange(1, len(inst.classes[0]) + 1)[:, None, None]
         ap.update(masks, inst.classes[0], inst.scores[0], *instances_from_panoptic(f.panoptic))
         coarsest.append(feats[-1])

@@ -23,6 +23,7 @@ from uni_encoder_core.inference.pipeline import (
     restore_rows,
 )
 from uni_encoder_core.inference.settings import PipelineConfig
+from uni_encoder_core.labels import LABEL_DIVISOR, VOID
 from uni_encoder_core.models.checkpoint import CheckpointError, save_checkpoint
 from uni_encoder_core.models.unified import UniEncoder
 
@@ -297,3 +298,19 @@ def test_loads_a_checkpoint_file(model, tmp_path):
         PerceptionPipeline(PipelineConfig(warmup_frames=0), model=model).process(seq[0]).depth,
         rtol=1e-6,
     )
+
+
+def test_panoptic_and_instance_inference_use_the_model_configs_thresholds():
+    """A class threshold no query reaches leaves every pixel void; none at all lets the queries claim the frame."""
+    torch.manual_seed(0)
+    outputs = {}
+    for threshold in (1.0, 0.0):
+        cfg = load_config(ROOT / "config/model/tiny.yaml", ModelConfig)
+        cfg.segmentation.object_threshold, cfg.segmentation.overlap_threshold = threshold, 0.0
+        torch.manual_seed(0)
+        pipe = PerceptionPipeline(PipelineConfig(warmup_frames=0, segmentation_tasks=["panoptic", "instance"]),
+                                  model=UniEncoder(cfg).eval())
+        outputs[threshold] = pipe.process(frames(1)[0])
+    assert (outputs[1.0].panoptic == VOID * LABEL_DIVISOR).all()
+    assert (outputs[1.0].instance == 0).all()
+    assert (outputs[0.0].panoptic != VOID * LABEL_DIVISOR).mean() > 0.5

@@ -74,6 +74,9 @@ class SegmentationConfig:
     ``num_queries - text_context_queries`` text queries plus ``text_context_queries`` learned ones.
     ``max_seq_len`` is the task-prompt length, ``text_context_length`` the text-query length (tokens).
     ``train_num_points``/``oversample_ratio``/``importance_sample_ratio``: the point-sampled mask loss.
+    ``object_threshold``/``overlap_threshold``: panoptic and instance inference keep a query whose class probability
+    exceeds ``object_threshold`` and whose segment keeps at least ``overlap_threshold`` of its own mask (OneFormer's
+    Cityscapes inference uses 0.8 for both; a less confident, briefly trained model needs a lower class threshold).
     """
 
     num_classes: int = 19  # Cityscapes train ids
@@ -94,6 +97,8 @@ class SegmentationConfig:
     train_num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
+    object_threshold: float = 0.8
+    overlap_threshold: float = 0.8
 
     @property
     def num_text_queries(self) -> int:

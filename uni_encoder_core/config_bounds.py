@@ -60,6 +60,9 @@ def _broken_rule(c: Any) -> tuple[str, str] | None:
         if not 0 <= c.importance_sample_ratio <= 1 or c.oversample_ratio < 1:
             return "importance_sample_ratio", "must be in [0, 1] (and oversample_ratio >= 1), got " \
                                               f"{c.importance_sample_ratio} ({c.oversample_ratio})"
+        for key in ("object_threshold", "overlap_threshold"):
+            if not 0 <= getattr(c, key) <= 1:
+                return key, f"must be in [0, 1], got {getattr(c, key)}"
     if name == "SteeringConfig" and (c.hidden_dim % c.num_heads or c.mlp_ratio <= 0):
         return "num_heads", f"must divide hidden_dim {c.hidden_dim} (and mlp_ratio > 0), got {c.num_heads}"
     if name == "PoseConfig" and c.output_scale <= 0:

@@ -3,7 +3,8 @@
 Frames enter as the inference pipeline feeds them (``uni_encoder_core.inference.pipeline.preprocess``: bottom rows
 cropped, resized to the model's size, RGB in [0, 1]). Depth stays at the network size (each protocol resizes it to
 its ground truth). Segmentation is post-processed at the ground truth's size, each table column with its own
-OneFormer task as in the paper: ``panoptic`` for PQ, ``instance`` for AP, ``semantic`` for mIoU.
+OneFormer task as in the paper: ``panoptic`` for PQ, ``instance`` for AP, ``semantic`` for mIoU (with the
+model config's inference thresholds).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from uni_encoder_core.config import SegmentationConfig
 from uni_encoder_core.inference.pipeline import preprocess
 from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic
 from uni_encoder_core.models.teacher import Teacher
@@ -61,8 +63,9 @@ def sample_input(image: torch.Tensor, model: UniEncoder) -> torch.Tensor:
     return image.reshape(1, 3, *size).float()
 
 
-def _instances(prediction, size: tuple[int, int]) -> Instances:
-    found = to_instance(prediction.class_logits.float(), prediction.mask_logits.float(), size)
+def _instances(prediction, size: tuple[int, int], seg: SegmentationConfig) -> Instances:
+    found = to_instance(prediction.class_logits.float(), prediction.mask_logits.float(), size, seg.object_threshold,
+                        seg.overlap_threshold)
     id_map = found.id_map[0].cpu().numpy()
     count = len(found.classes[0])
     masks = np.stack([id_map == k + 1 for k in range(count)]) if count else np.zeros((0, *size), bool)
@@ -77,10 +80,11 @@ def predict_frame(model: UniEncoder, x: torch.Tensor, label_size: tuple[int, int
     out = FramePrediction(depth=depth[0, 0].float().cpu().numpy().astype(np.float64), image=x, features=feats)
     if label_size is not None:
         preds = model.predict_segmentation(feats, list(SEGMENTATION_TASKS))
-        pan, sem = preds["panoptic"], preds["semantic"]
-        out.panoptic = to_panoptic(pan.class_logits.float(), pan.mask_logits.float(), label_size)[0].cpu().numpy()
+        pan, sem, seg = preds["panoptic"], preds["semantic"], model.cfg.segmentation
+        out.panoptic = to_panoptic(pan.class_logits.float(), pan.mask_logits.float(), label_size,
+                                   seg.object_threshold, seg.overlap_threshold)[0].cpu().numpy()
         out.semantic = to_semantic(sem.class_logits.float(), sem.mask_logits.float(), label_size)[0].cpu().numpy()
-        out.instances = _instances(preds["instance"], label_size)
+        out.instances = _instances(preds["instance"], label_size, seg)
     return out
 
 

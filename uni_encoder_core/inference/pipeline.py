@@ -132,11 +132,14 @@ def instance_ids_from_panoptic(panoptic: np.ndarray) -> np.ndarray:
     return instance_ids(torch.from_numpy(np.asarray(panoptic, np.int64))).numpy().astype(np.uint16)
 
 
-# task -> (post-processing to a label map, fill of the cropped rows, dtype on the device, output dtype)
+# task -> (post-processing (class logits, mask logits, size, SegmentationConfig) to a label map, fill of the cropped
+# rows, dtype on the device, output dtype)
 SEGMENTATION_OUTPUTS = {
-    "panoptic": (to_panoptic, VOID * LABEL_DIVISOR, torch.int32, np.int32),
-    "semantic": (to_semantic, VOID, torch.uint8, np.uint8),
-    "instance": (lambda *a: to_instance(*a).id_map, 0, torch.int32, np.uint16),
+    "panoptic": (lambda c, m, size, s: to_panoptic(c, m, size, s.object_threshold, s.overlap_threshold),
+                 VOID * LABEL_DIVISOR, torch.int32, np.int32),
+    "semantic": (lambda c, m, size, s: to_semantic(c, m, size), VOID, torch.uint8, np.uint8),
+    "instance": (lambda c, m, size, s: to_instance(c, m, size, s.object_threshold, s.overlap_threshold).id_map,
+                 0, torch.int32, np.uint16),
 }
 SEGMENTATION_NUMPY = {task: numpy_dtype for task, (*_, numpy_dtype) in SEGMENTATION_OUTPUTS.items()}
 
@@ -327,7 +330,8 @@ class PerceptionPipeline:
         result = {}
         for task in self.tasks:
             post, fill, dtype, _ = SEGMENTATION_OUTPUTS[task]
-            labels = post(out[f"{task}/class_logits"].float(), out[f"{task}/mask_logits"].float(), self.model_hw)
+            labels = post(out[f"{task}/class_logits"].float(), out[f"{task}/mask_logits"].float(), self.model_hw,
+                          self.model.cfg.segmentation)
             # float32 holds every label id exactly (< 2**24), so nearest resizing keeps them
             result[task] = restore_rows(labels[:, None], H, W, crop, fill, "nearest")[0, 0].to(dtype)
         if "panoptic" in result:

@@ -5,8 +5,7 @@
 # and every stage's validation curve under $OUT.
 #
 # Usage: training/synthetic_proof.sh [OUT]   (default OUT=results/synthetic_proof; runs go to runs/synthetic/)
-# STEPS=N runs every student/teacher stage for N steps only (a check of the chain: it still writes runs/synthetic/,
-# the steering stage keeps its length, and the numbers mean nothing).
+# STEPS=N runs every student/teacher stage for N steps only (a smoke test of the chain; results are meaningless).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-results/synthetic_proof}

@@ -20,18 +20,21 @@ from uni_encoder_core.train.steering_cv import load_steering_cv_config
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
 CHAIN = ("teacher", "student_stage1", "student_stage2", "student_stage3", "student_stage4")
+TEACHER_PHASE_1 = {"encoder", "pose_encoder", "depth", "pose", "segmentation"}
 ALL_RECIPES = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "synthetic").glob("*.yaml"))
 RECIPES = [p for p in ALL_RECIPES if recipe_kind(p) == "stage"]
 STEERING_RECIPES = [p for p in ALL_RECIPES if recipe_kind(p) == "steering_cv"]
 STUDENT_ALL = {"encoder", "depth", "pose", "scene_flow", "motion_mask", "segmentation"}
 # Loss weights a recipe sets away from the paper's, each with its measurement in docs/decisions.md
-RECIPE_WEIGHTS = {"synthetic/student_stage1.yaml": {"sup_weight": 0.03}}  # "Task balance in stage 1"
+RECIPE_WEIGHTS = {f"synthetic/{name}.yaml": {"sup_weight": 0.03}  # "Task balance in stage 1"
+                  for name in ("teacher_stage1", "teacher", "student_stage1", "student_stage4")}
 
 
 def test_the_chain_is_there_in_both_sizes():
     names = {p.stem for p in CONFIGS.glob("*.yaml")}
     assert set(CHAIN) <= names
     assert {p.stem for p in (CONFIGS / "synthetic").glob("*.yaml")} >= set(CHAIN)
+    assert "teacher_stage1" in names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(CONFIGS)))
@@ -79,8 +82,12 @@ def test_stages_follow_the_paper_and_chain_their_checkpoints(folder):
         assert (stage.network, set(stage.trainable), set(stage.losses)) == ("student", parts, losses)
         if folder == CONFIGS:
             assert stage.steps == steps
-    teacher = stages["teacher"]
+    teacher, first = stages["teacher"], load_stage(folder / "teacher_stage1.yaml")
     assert teacher.network == "teacher" and set(teacher.trainable) == set(NETWORKS["teacher"].parts)
+    # the teacher's first phase has no motion decoders (rigid warp, auto-masking); the second starts from it
+    assert (first.network, set(first.trainable), first.init_from, first.loss.automask) == (
+        "teacher", TEACHER_PHASE_1, None, True)
+    assert teacher.init_from == f"{first.out_dir}/final.pt" and not teacher.loss.automask
     assert stages["student_stage1"].init_from is None and stages["student_stage1"].loss.automask
     for prev, name in zip(CHAIN[1:-1], CHAIN[2:]):
         assert stages[name].init_from == f"{stages[prev].out_dir}/final.pt"

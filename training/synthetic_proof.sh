@@ -4,7 +4,7 @@
 # drive beside trivial baselines. Writes docs/results_synthetic.md (or $DOC) and leaves the evaluation, the baselines
 # and every stage's validation curve under $OUT.
 #
-# The teacher is needed only by stage 4, so it trains beside stages 1-3 (one thread each: the two cores of the
+# The teacher (two phases) is needed only by stage 4, so it trains beside stages 1-3 (one thread each: the two cores of the
 # machine this is sized for). Logs: $OUT/<stage>.log.
 #
 # Usage: training/synthetic_proof.sh [OUT]   (default OUT=results/synthetic_proof; runs go to runs/synthetic/)
@@ -31,7 +31,7 @@ stage() {  # train one stage, log it, and write its validation curve (the steeri
     echo "== $1 done ($(date -u +%H:%M:%S))"
 }
 
-stage teacher &
+(stage teacher_stage1 && stage teacher) &
 teacher=$!
 stage student_stage1
 stage student_stage2

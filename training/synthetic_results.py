@@ -28,7 +28,7 @@ from uni_encoder_core.eval.report import format_tables, result_json, write_repor
 from uni_encoder_core.eval.runner import EvalResult, EvalSettings, evaluate_frames
 from uni_encoder_core.models.checkpoint import load_checkpoint
 
-STAGES = ("teacher", "student_stage1", "student_stage2", "student_stage3", "student_stage4")
+STAGES = ("teacher_stage1", "teacher", "student_stage1", "student_stage2", "student_stage3", "student_stage4")
 FINAL = "student_stage4"
 KEPT = "## Discussion"
 
@@ -145,8 +145,8 @@ def main() -> None:
     kept = doc.read_text().split(KEPT, 1)[1] if doc.is_file() and KEPT in doc.read_text() else None
     lines = [
         "# Results on the synthetic world", "",
-        "Written by `training/synthetic_proof.sh` (the whole chain: teacher, student stages 1-4, the steering "
-        "stage) through `training/synthetic_results.py`; rerun it to reproduce every number below.", "",
+        "Written by `training/synthetic_proof.sh` (the whole chain: the teacher's two phases, student stages 1-4, "
+        "the steering stage) through `training/synthetic_results.py`; rerun it to reproduce every number below.", "",
         f"- command: `training/synthetic_proof.sh` (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')})",
         f"- wall time: {wall} on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
         f"finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",

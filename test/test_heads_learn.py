@@ -61,6 +61,8 @@ STAGE1_STEPS, STAGE1_LR = 300, 2e-3
 DEPTH_LR_FACTOR = 0.1  # of STAGE1_LR for the depth decoder: at the full rate its sigmoid disparity saturates
 STAGE3_STEPS, STAGE3_LR = 60, 2e-4
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
+
 
 @dataclass
 class HeldOut:
@@ -146,7 +148,6 @@ def train(model: UniEncoder, objective: TrainingObjective, steps: int, lr: float
 
 @pytest.fixture(scope="module")
 def untrained(cfg) -> UniEncoder:
-    torch.set_num_threads(1)
     torch.manual_seed(SEED)
     return UniEncoder(cfg).eval()
 

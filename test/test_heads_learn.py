@@ -271,7 +271,7 @@ def test_steering_mse_falls_on_held_out_drives(untrained):
 @pytest.mark.xfail(strict=True, reason="a few dozen self-supervised stage-3 steps teach the mask that nothing moves")
 def test_motion_mask_finds_the_moving_cars(stage1, untrained_scores, training_data, held_out):
     """Stage-3-like steps (pose, scene flow and motion mask trainable; ``L_ssup`` with the final flow, no
-    auto-mask; Adam-W 2e-4, 60 steps of 4 triplets) from the stage-1-like network.
+    auto-mask; AdamW 2e-4, 60 steps of 4 triplets) from the stage-1-like network.
 
     Expected to fail: the motion-sparsity term wins first and the mask falls to ~0 everywhere (F1 0.0 for seeds 0,
     1, 2; moving cars are 4.6 % of the held-out pixels), and where it is not quite 0 it is lower on the moving cars

@@ -37,8 +37,7 @@ class FramePrediction:
     """One frame's outputs: ``depth`` hxw (network size, camera units); ``image`` the 1x3xhxw input and
     ``features`` the encoder's multi-scale features (1xC_kxh_kxw_k each, coarsest last: the steering head's input;
     the student's pose and motion decoders take them, the teacher's separate encoders the images); with
-    segmentation, ``semantic`` and ``panoptic`` HxW maps and ``instances`` at the requested
-    label size."""
+    segmentation, ``semantic`` and ``panoptic`` HxW maps and ``instances`` at the requested label size."""
 
     depth: np.ndarray
     image: torch.Tensor

@@ -32,7 +32,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup
-	$(VENV)/bin/uni-encoder demo --out results/demo
+	$(VENV)/bin/uni-encoder demo --out results/demo --overwrite
 
 clean:
 	rm -rf $(VENV) build *.egg-info

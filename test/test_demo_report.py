@@ -59,3 +59,28 @@ def test_wrong_outputs_score_as_the_metrics_say():
     assert scores["steering_rmse_deg"] == pytest.approx(np.degrees(np.sqrt(np.mean((0.1 - truth) ** 2))), rel=1e-5)
     masks = np.stack([WORLD.frame(i).motion_mask for i in range(6)])
     assert scores["motion_f1"] == pytest.approx(2 * masks.sum() / (2 * masks.sum() + (~masks).sum()))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "0"], "--frames must be at least 2 camera frames, got 0"),
+    (["--seed", "-1"], "--seed must be non-negative, got -1"),
+    (["--rate", "0"], "--rate must be in (0, 100] Hz, got 0.0"),
+    (["--checkpoint", "/nonexistent/model.pt"], "/nonexistent/model.pt"),
+])
+def test_demo_refuses_bad_arguments_in_one_line_before_anything_starts(tmp_path, capsys, args, message):
+    from uni_encoder_core.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()  # no half-made results folder, no node log
+
+
+def test_demo_refuses_a_non_empty_out_without_overwrite(tmp_path, capsys):
+    from uni_encoder_core.cli import main
+
+    (tmp_path / "old.txt").write_text("previous results")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "old.txt").read_text() == "previous results"

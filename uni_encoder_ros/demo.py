@@ -27,6 +27,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
+from uni_encoder_core.atomic_io import atomic_directory, check_output_directory
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 from uni_encoder_ros.demo_report import stamp_seconds, write_report
 from uni_encoder_ros.interface import OUTPUT_TOPICS
@@ -38,8 +39,12 @@ IMAGE_TOPICS = tuple(topic for topic, msg_type in OUTPUT_TOPICS.items() if msg_t
 
 
 def resolve_checkpoint(args: argparse.Namespace, out: Path) -> tuple[Path, bool]:
-    """(checkpoint to use, whether it is trained); writes a random tiny checkpoint when none exists."""
+    """(checkpoint to use, whether it is trained); writes a random tiny checkpoint when none exists. A given
+    ``--checkpoint`` is read and checked first (``CheckpointError`` naming the file and the problem)."""
     if args.checkpoint:
+        from uni_encoder_core.models.checkpoint import load_checkpoint
+
+        load_checkpoint(args.checkpoint)
         return Path(args.checkpoint), True
     if DEMO_CHECKPOINT.is_file():
         return DEMO_CHECKPOINT, True
@@ -113,8 +118,15 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when every output topic delivered and the watchdog stopped the vehicle."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", "73")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = check_output_directory(args.out, args.overwrite)
+    with atomic_directory(final, args.overwrite) as out:
+        code = _run_demo(args, out)
+    print(f"results in {final}/")
+    return code
+
+
+def _run_demo(args: argparse.Namespace, out: Path) -> int:
+    """The demo writing into ``out`` (the staging folder of the results)."""
     checkpoint, trained = resolve_checkpoint(args, out)
     world = SyntheticWorld(WorldConfig(seed=args.seed, height=args.height, width=args.width,
                                        num_frames=max(args.frames, 2), fps=args.rate))
@@ -137,7 +149,8 @@ def run_demo(args: argparse.Namespace) -> int:
         up = rec.spin_until(lambda: rec.image.get_subscription_count() > 0 or proc.poll() is not None,
                             args.startup_timeout)
         if not up or proc.poll() is not None:
-            print(f"uni-encoder demo: the node did not start; see {log}:\n{log.read_text()[-2000:]}", file=sys.stderr)
+            print(f"uni-encoder demo: the node did not start; see {Path(args.out) / log.name}:\n"
+                  f"{log.read_text()[-2000:]}", file=sys.stderr)
             return 1
         startup = time.monotonic() - started
         rec.spin_until(lambda: False, 1.0)  # let every output endpoint match
@@ -164,5 +177,5 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"uni-encoder demo: incomplete run (no output on {missing}, "
               f"stop commands: {summary['stop_commands_after_input_ended']})", file=sys.stderr)
         return 1
-    print(f"results in {out}/ ({json.dumps(summary['latency_ms'])} ms latency)")
+    print(f"latency {json.dumps(summary['latency_ms'])} ms")
     return 0

@@ -1,8 +1,9 @@
 """A run's validation curve as a Markdown table, read from its TensorBoard event files.
 
-One row per validation step: minutes since the first logged step, held-out depth abs_rel (median-scaled) and
-mIoU, and the mean over the preceding ``--window`` steps of each loss group's gradient norm on the shared encoder
-(unweighted, as ``train.grad_norms`` logs them), their ratio, and the total gradient norm before clipping.
+One row per validation step: minutes since the first logged step, depth abs_rel (median-scaled) and mIoU on the
+recipe's ``validation_batches`` of its held-out drive (a sample of it, not the whole drive), and the mean over the
+preceding ``--window`` steps of each loss group's gradient norm on the shared encoder (unweighted, as
+``train.grad_norms`` logs them), their ratio, and the total gradient norm before clipping.
 
 Usage: ``python training/curves.py RUN_DIR [--window 300]``.
 """
@@ -29,6 +30,11 @@ def window_mean(series: dict[int, tuple[float, float]], step: int, window: int) 
     return sum(values) / len(values) if values else math.nan
 
 
+def shown(x: float, spec: str) -> str:
+    """``x`` formatted, or "—" for a quantity the stage does not have (NaN: no such loss or metric)."""
+    return "—" if math.isnan(x) else format(x, spec)
+
+
 def table(run_dir: str, window: int) -> str:
     """The Markdown table of the run's validation steps."""
     tags = scalars(run_dir)
@@ -41,8 +47,9 @@ def table(run_dir: str, window: int) -> str:
     for step in sorted(abs_rel):
         g_sup, g_ssup = window_mean(sup, step, window), window_mean(ssup, step, window)
         rows.append(f"| {step} | {(abs_rel[step][1] - start) / 60:.1f} | {abs_rel[step][0]:.3f} | "
-                    f"{miou.get(step, (math.nan,))[0]:.3f} | {g_sup:.3g} | {g_ssup:.3g} | {g_sup / g_ssup:.0f} | "
-                    f"{window_mean(total, step, window):.3g} |")
+                    f"{shown(miou.get(step, (math.nan,))[0], '.3f')} | {shown(g_sup, '.3g')} | "
+                    f"{shown(g_ssup, '.3g')} | {shown(g_sup / g_ssup, '.0f')} | "
+                    f"{shown(window_mean(total, step, window), '.3g')} |")
     return "\n".join(rows)
 
 

@@ -18,8 +18,13 @@ PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per process: two oversubscribe a 2-core machine
 steps=()
 [ -n "${STEPS:-}" ] && steps=(--steps "$STEPS")
+if compgen -G "runs/synthetic/*/final.pt" > /dev/null || compgen -G "runs/synthetic/*/checkpoints" > /dev/null; then
+    echo "runs/synthetic/ holds an earlier run: move or remove it first (the stages refuse to train over it)" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 start=$(date +%s)
+trap 'kill $(jobs -p) 2> /dev/null' EXIT  # a failed stage also stops the teacher training beside it
 
 stage() {  # train one stage, log it, and write its validation curve (the steering stage has folds, not a curve)
     local extra=("${steps[@]}")

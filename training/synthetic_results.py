@@ -8,7 +8,9 @@ every stage's held-out metrics, the steering stage's Table IV in miniature and t
 ``## Discussion`` already in the document (written by hand after a run) is kept.
 
 Usage: ``python training/synthetic_results.py --runs runs/synthetic --out results/synthetic_proof
---doc docs/results_synthetic.md --started EPOCH_SECONDS``.
+--doc docs/results_synthetic.md --started EPOCH_SECONDS`` (or ``--wall-minutes M`` when rewriting the document of
+an earlier run). The final model is the student after stage 4 with the steering head that the steering stage fitted
+for variant (3), the frozen multi-task encoder (``RUNS/steering_cv/models/``; the demo model), when that exists.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from uni_encoder_core.models.checkpoint import load_checkpoint
 
 STAGES = ("teacher_stage1", "teacher", "student_stage1", "student_stage2", "student_stage3", "student_stage4")
 FINAL = "student_stage4"
+STEERING_MODEL = "steering_cv/models/3-swin-attnpool-encoder-frozen.pt"
 KEPT = "## Discussion"
 
 
@@ -123,6 +126,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/synthetic_proof")
     parser.add_argument("--doc", default="docs/results_synthetic.md")
     parser.add_argument("--started", type=float, help="the chain's start (Unix seconds) for the wall time")
+    parser.add_argument("--wall-minutes", type=float, help="the chain's wall time, when rewriting an earlier run's")
     parser.add_argument("--seed", type=int, default=1000, help="held-out world seed")
     parser.add_argument("--frames", type=int, default=100, help="frames of the held-out drive")
     parser.add_argument("--folds", type=int, default=4, help="chunks of the drive for the checkpoint's steering")
@@ -130,17 +134,19 @@ def main() -> None:
     runs, out = Path(args.runs), Path(args.out)
     per_stage, tables = {}, ""
     for stage in STAGES:
-        result, raw = evaluate(runs / stage / "final.pt", args.seed, args.frames, args.folds)
-        per_stage[stage] = raw
-        if stage == FINAL:
-            tables = format_tables(result, "synthetic", stage, markdown=True)
-            write_report(result, raw, format_tables(result, "synthetic", stage), tables, out / "eval_student")
+        per_stage[stage] = evaluate(runs / stage / "final.pt", args.seed, args.frames, args.folds)[1]
+    final_path = runs / STEERING_MODEL if (runs / STEERING_MODEL).is_file() else runs / FINAL / "final.pt"
+    result, final = evaluate(final_path, args.seed, args.frames, args.folds)
+    name = "final" if final_path.name != "final.pt" else FINAL
+    tables = format_tables(result, "synthetic", name, markdown=True)
+    write_report(result, final, format_tables(result, "synthetic", name), tables, out / "eval_student")
     height, width = per_stage[FINAL]["size"]
     base = baselines(args.seed, args.frames, height, width)
     steering = steering_summary(runs / "steering_cv" / "steering_cv.json")
     (out / "baselines.json").write_text(json.dumps(base, indent=1) + "\n")
     (out / "held_out.json").write_text(json.dumps(per_stage, indent=1) + "\n")
-    wall = f"{(time.time() - args.started) / 60:.0f} min" if args.started else "not timed"
+    minutes = args.wall_minutes if args.wall_minutes else (time.time() - args.started) / 60 if args.started else None
+    wall = f"{minutes:.0f} min" if minutes is not None else "not timed"
     doc = Path(args.doc)
     kept = doc.read_text().split(KEPT, 1)[1] if doc.is_file() and KEPT in doc.read_text() else None
     lines = [
@@ -149,19 +155,27 @@ def main() -> None:
         "the steering stage) through `training/synthetic_results.py`; rerun it to reproduce every number below.", "",
         f"- command: `training/synthetic_proof.sh` (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')})",
         f"- wall time: {wall} on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- held out: world seed {args.seed}, frames 0-{args.frames - 1} (training drives: seeds 0-7), model "
+        f"{'document rewritten from the run' if args.wall_minutes else 'finished'} "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- held out: world seed {args.seed}, frames 0-{args.frames - 1} (training drives: seeds 0-7; seed 1000 is "
+        f"also the recipes' validation drive, never trained on), model "
         f"`config/model/tiny.yaml` at {height}x{width}, eval mode", "",
-        "## Every head against its target", "", *head_table(per_stage[FINAL], base, steering), "",
+        "## Every head against its target", "",
+        f"The final model: `{final_path}` (the student after stage 4"
+        + (", with the steering head fitted in the steering stage for variant (3)" if name == "final" else "")
+        + "; `checkpoints/demo_tiny.pt` is a copy).", "", *head_table(final, base, steering), "",
         "## Every stage on the held-out drive", "",
         "Each stage's `final.pt` (the teacher is the separate distillation network); PQ with the class threshold "
         "of panoptic inference stored in that checkpoint's model config.", "", *stage_table(per_stage),
         "", "## Table IV in miniature", "",
         *(steering_lines(steering) if steering else ["The steering stage has not been run."]), "",
-        "## The final student's tables", "", tables.strip(), "",
+        "## The final model's tables", "",
+        "Its own steering head on the held-out drive's windows (4 chunks, not refitted per fold), beside the "
+        "tenfold cross-testing above.", "", tables.strip(), "",
         "## Validation curves", "",
-        f"Per stage in `{out}/curve_<stage>.md` (held-out abs_rel and mIoU every `validate_every` steps, "
-        "the gradient norms of each loss group on the shared encoder).", "",
+        f"Per stage in `{out}/curve_<stage>.md` (abs_rel and mIoU every `validate_every` steps on "
+        "`validation_batches` of the held-out drive, a sample of it; the gradient norms of each loss group on "
+        "the shared encoder).", "",
     ]
     for stage in STAGES:
         curve = out / f"curve_{stage}.md"

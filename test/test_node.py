@@ -390,6 +390,8 @@ def test_demo_writes_the_results_folder(tmp_path):
     assert summary["frames_processed"] + summary["frames_dropped"] + summary["frames_rejected"] == 24
     assert summary["steering_commands"] > 0, summary
     assert summary["first_steering_frame"] >= 15 and summary["stop_commands_after_input_ended"] > 0
+    stops = summary["stop_commands_while_window_filled"] + summary["stop_commands_after_input_ended"]
+    assert summary["steering_commands"] + stops <= summary["outputs"]["steering"]
     assert summary["headers_match"] and set(summary["latency_ms"]) == {"p50", "p90", "p99"}
     for panel in summary["panels"]:
         assert (out / panel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -242,6 +242,8 @@ def write_report(out: Path, got: dict[str, list], sent: list[float], world, meta
         "steering_commands": len(steer),
         "first_steering_frame": index_of.get(steer[0]) if steer else None,
         "stop_commands_after_input_ended": sum(1 for t, d in commands if d.speed == 0.0 and t > sent[-1]),
+        # the watchdog's stops while the 16-frame window fills (no valid command yet for max_input_age)
+        "stop_commands_while_window_filled": sum(1 for t, d in commands if d.speed == 0.0 and steer and t < steer[0]),
         "headers_match": all(stamp_seconds(m) in index_of and m.header.frame_id == "camera_optical"
                              for topic in VIEWS for _, m in got[topic]),
         "panels": panels,
@@ -268,7 +270,8 @@ def summary_markdown(s: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v} ms" for k, v in s["latency_ms"].items())
         + f"; node processing p50 {s['node_processing_latency_ms_p50']} ms",
         f"- steering commands {s['steering_commands']} (first at frame {s['first_steering_frame']}; none before the "
-        f"16th), stop commands after the input ended {s['stop_commands_after_input_ended']}",
+        f"16th), stop commands while the window filled {s['stop_commands_while_window_filled']} and after the input "
+        f"ended {s['stop_commands_after_input_ended']}",
         f"- every image output carries its input's stamp and frame_id: {s['headers_match']}",
         "",
         "| topic | messages |",

@@ -7,8 +7,6 @@ process that publishes camera frames and records every output topic.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -25,38 +23,6 @@ from uni_encoder_ros.interface import OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS: dict[str, type] = OUTPUT_TOPICS | {"/tf": TFMessage, "/diagnostics": DiagnosticArray}
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, list):
-        return "[" + ",".join(_value(x) for x in v) + "]"
-    return str(v)
-
-
-def start_node(log: Path, params: dict[str, Any], name: str = "perception_node",
-               params_file: Path | None = None) -> subprocess.Popen:
-    """Start the node process (node ``name``) with the shipped parameter file, then ``params_file`` when given, and
-    ``params``; output to ``log``."""
-    cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "-r", f"__node:={name}"]
-    cmd += ["--params-file", str(ROOT / "config/perception.yaml")]
-    if params_file is not None:
-        cmd += ["--params-file", str(params_file)]
-    for name, value in params.items():
-        cmd += ["-p", f"{name}:={_value(value)}"]
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def stop_node(proc: subprocess.Popen) -> None:
-    """Interrupt (SIGINT, like Ctrl-C) and wait; kill if it does not exit."""
-    if proc.poll() is None:
-        proc.send_signal(subprocess.signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def stamp_of(msg: Any) -> int:

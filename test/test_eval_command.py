@@ -110,7 +110,8 @@ def test_synthetic_eval_prints_all_three_tables_with_numbers_of_the_metric_funct
     assert motion["frames"] == FRAMES
     assert (motion["motion_f1"], motion["ate"], motion["ate_zero_motion"]) == pytest.approx(
         (expected["motion_f1"], expected["ate"], expected["ate_zero_motion"]), rel=1e-6)
-    assert "Motion mask (F1 of moving pixels) and odometry" in out
+    assert "Motion mask (F1 of moving pixels, %) and odometry" in out
+    assert f"{100 * motion['motion_f1']:.1f}" in out and f"{motion['ate']:.3f}" in out
     steering = result["steering"]
     assert [f["windows"] for f in steering["folds"]] == [3, 3]
     assert [f["mse"] for f in steering["folds"]] == pytest.approx(expected["fold_mse"], rel=1e-6)

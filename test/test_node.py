@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 rclpy = pytest.importorskip("rclpy")
-from perception_probe import OUTPUTS, ROOT, Probe, camera_image, stamp_of, start_node, stop_node  # noqa: E402
+from perception_probe import OUTPUTS, ROOT, Probe, camera_image, stamp_of  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
@@ -25,6 +25,7 @@ from uni_encoder_core.messages.steering import CommandGate  # noqa: E402
 from uni_encoder_ros.interface import OUTPUT_TOPICS, PARAMETERS  # noqa: E402
 from uni_encoder_ros.mailbox import Mailbox  # noqa: E402
 from uni_encoder_ros.messages import rgb8_to_compressed  # noqa: E402
+from uni_encoder_ros.node_process import start_node, stop_node  # noqa: E402
 
 H, W = 96, 256
 CROP = 0.25

@@ -11,7 +11,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from perception_probe import Probe, camera_image, stamp_of, start_node, stop_node  # noqa: E402
+from perception_probe import Probe, camera_image, stamp_of  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.time import Time  # noqa: E402
@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
 from uni_encoder_ros.interface import check_parameter, check_parameters  # noqa: E402
+from uni_encoder_ros.node_process import start_node, stop_node  # noqa: E402
 
 H, W = 96, 256
 NAME = "safety_perception"

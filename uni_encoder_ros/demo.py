@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -32,6 +31,7 @@ from uni_encoder_core.data.synthetic import SyntheticWorld, WorldConfig
 from uni_encoder_ros.demo_report import stamp_seconds, write_report
 from uni_encoder_ros.interface import OUTPUT_TOPICS
 from uni_encoder_ros.messages import numpy_to_image
+from uni_encoder_ros.node_process import start_node, stop_node
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo_tiny.pt"
@@ -138,12 +138,10 @@ def _run_demo(args: argparse.Namespace, out: Path) -> int:
     # the recorder is one Python thread on a possibly busy machine: give it a deeper writer history than a vehicle
     # needs, through the node's standard QoS override parameters
     params |= {f"qos_overrides./{topic}.publisher.depth": "100" for topic in OUTPUT_TOPICS}
-    cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "--params-file",
-           str(ROOT / "config/perception.yaml")] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
     log = out / "node.log"
     rclpy.init()
     rec = Recorder()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = start_node(log, params)
     started = time.monotonic()
     try:
         up = rec.spin_until(lambda: rec.image.get_subscription_count() > 0 or proc.poll() is not None,
@@ -160,11 +158,7 @@ def _run_demo(args: argparse.Namespace, out: Path) -> int:
         rec.spin_until(lambda: any(t > end and m.drive.speed == 0.0 for t, m in rec.got["steering"]), 10.0)
         rec.spin_until(lambda: False, 1.0)  # one more diagnostics round
     finally:
-        proc.send_signal(subprocess.signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_node(proc)
         rec.node.destroy_node()
         rclpy.try_shutdown()
     summary = write_report(out, rec.got, sent, world, {

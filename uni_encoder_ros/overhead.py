@@ -11,8 +11,6 @@ both ways, output messages, the executor.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,8 +25,8 @@ from uni_encoder_core.inference.settings import PipelineConfig
 from uni_encoder_core.messages.frames import camera_matrix
 from uni_encoder_ros.interface import NODE_PARAMETERS, OUTPUT_TOPICS
 from uni_encoder_ros.messages import numpy_to_image
+from uni_encoder_ros.node_process import start_node, stop_node
 
-ROOT = Path(__file__).resolve().parents[1]
 # on-demand outputs (published only while someone subscribes) are not part of the per-frame product
 TOPICS = {t: m for t, m in OUTPUT_TOPICS.items() if t != "segmentation/semantic_color"}
 
@@ -46,8 +44,6 @@ def measure_node_overhead(checkpoint: Path, height: int, width: int, frames: int
     params = {"checkpoint": str(checkpoint), "device": device, "max_input_age": "60.0", "max_frame_gap": "3600.0",
               "diagnostics_period": "60.0", "warmup_frames": "2",
               "segmentation_tasks": "[" + ",".join(tasks) + "]"}
-    cmd = [sys.executable, "-m", "uni_encoder_ros.node", "--ros-args", "--params-file",
-           str(ROOT / "config/perception.yaml")] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
     pipeline = PerceptionPipeline(PipelineConfig(checkpoint=str(checkpoint), device=device, segmentation_tasks=tasks,
                                                  max_frame_gap=1000.0))
     K = camera_matrix(height, width, None, NODE_PARAMETERS["intrinsics"][0])
@@ -59,7 +55,7 @@ def measure_node_overhead(checkpoint: Path, height: int, width: int, frames: int
     for topic, msg_type in TOPICS.items():
         node.create_subscription(msg_type, topic, lambda m, t=topic: arrivals[t].setdefault(
             _stamp_ns(m), time.perf_counter()), reliable)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = start_node(log, params)
 
     def spin_until(condition, seconds: float) -> bool:
         end = time.monotonic() + seconds
@@ -106,11 +102,7 @@ def measure_node_overhead(checkpoint: Path, height: int, width: int, frames: int
                 node_ms.append(a)
                 pipe_ms.append(b)
     finally:
-        proc.send_signal(subprocess.signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_node(proc)
         node.destroy_node()
         rclpy.try_shutdown()
     if not node_ms:

@@ -17,7 +17,6 @@ import torch
 from uni_encoder_core.config import SegmentationConfig
 from uni_encoder_core.inference.pipeline import preprocess
 from uni_encoder_core.models.segmentation import to_instance, to_panoptic, to_semantic
-from uni_encoder_core.models.teacher import Teacher
 from uni_encoder_core.models.unified import MultiTaskModel, UniEncoder
 
 SEGMENTATION_TASKS = ("panoptic", "instance", "semantic")
@@ -100,8 +99,9 @@ class PairPrediction:
 @torch.no_grad()
 def predict_pair(model: MultiTaskModel, previous: FramePrediction, current: FramePrediction) -> PairPrediction:
     """The pose and motion-mask decoders on two consecutive frames' features, as the inference pipeline runs them
-    (source = previous frame, target = current frame); a teacher's pose and motion encoders take the images."""
-    src, tgt = (previous.image, current.image) if isinstance(model, Teacher) else (previous.features, current.features)
+    (source = previous frame, target = current frame), each frame as the model's heads take it
+    (``model.pair_input``: features for the unified model, images for the teacher)."""
+    src, tgt = (model.pair_input(f.image, f.features) for f in (previous, current))
     T, axis_angle, translation = model.predict_pose(src, tgt)
     _, mask = model.predict_motion(src, tgt, axis_angle, translation)
     return PairPrediction(T[0].double().cpu().numpy(), mask[0, 0].float().cpu().numpy().astype(np.float64))

@@ -26,6 +26,7 @@ from uni_encoder_core.eval.tables import (
     SegmentationRow,
     SteeringRow,
     format_depth_table,
+    format_motion_table,
     format_segmentation_table,
     format_steering_table,
 )
@@ -59,17 +60,9 @@ def _steering(st: dict, dataset: str, model: str, markdown: bool) -> list[tuple[
     return tables
 
 
-def _motion(m: dict, markdown: bool) -> tuple[str, str]:
-    head = ["motion precision %", "motion recall %", "motion F1 %", "ATE", "ATE (zero motion)"]
-    values = [f"{100 * m['motion_precision']:.1f}", f"{100 * m['motion_recall']:.1f}", f"{100 * m['motion_f1']:.1f}",
-              f"{m['ate']:.3f}", f"{m['ate_zero_motion']:.3f}"]
-    if markdown:
-        table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(values) + " |"])
-    else:
-        widths = [max(len(h), len(v)) for h, v in zip(head, values)]
-        table = "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in (head, values))
-    return (f"Motion mask (F1 of moving pixels) and odometry (sequence ATE after scale alignment, m) over "
-            f"{m['frames']} frames", table + "\n")
+def _motion(m: dict, model: str, markdown: bool) -> tuple[str, str]:
+    return (f"Motion mask (F1 of moving pixels, %) and odometry (sequence ATE after scale alignment, m) over "
+            f"{m['frames']} frames", format_motion_table(model, m, markdown))
 
 
 def format_tables(result: EvalResult, dataset: str, model: str, markdown: bool = False) -> str:
@@ -80,7 +73,7 @@ def format_tables(result: EvalResult, dataset: str, model: str, markdown: bool =
     if result.depth is not None:
         parts.append(_depth(result.depth, result.depth_protocol, dataset, model, markdown))
     if result.motion is not None:
-        parts.append(_motion(result.motion, markdown))
+        parts.append(_motion(result.motion, model, markdown))
     if result.steering is not None:
         parts += _steering(result.steering, dataset, model, markdown)
     return "\n".join(f"### {title}\n\n{table}" if markdown else f"{title}\n{table}" for title, table in parts)

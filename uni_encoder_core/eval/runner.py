@@ -105,7 +105,7 @@ def evaluate_frames(model: MultiTaskModel, frame: Callable[[int], SyntheticFrame
     """All three tables on ``count`` synthetic frames (``frame(i)``, in drive order); a model without a steering
     head (the distillation teacher) has no Table IV."""
     device = torch.device(settings.device)
-    steers = isinstance(model, UniEncoder)
+    steers = "steering" in model.parts
     chunk_of = _chunk_of(count, settings.folds, model.cfg.steering.window, "synthetic drive")
     depth, segmentation, motion = DepthEvaluation("full_frame"), SegmentationEvaluation(), MotionEvaluation()
     steering = SteeringEvaluation(settings.label_scale, settings.steering_lambda)

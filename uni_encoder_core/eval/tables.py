@@ -96,6 +96,15 @@ def format_depth_table(rows: Sequence[DepthRow], markdown: bool = False) -> str:
     return _render(("Method", "#f", "D", *DEPTH_HEADERS), body, 3, markdown)
 
 
+def format_motion_table(model: str, motion: dict, markdown: bool = False) -> str:
+    """``Model | motion precision | recall | F1`` (percent) ``| ATE | ATE (zero motion)`` from
+    :meth:`~uni_encoder_core.eval.accumulate.MotionEvaluation.compute`'s dict."""
+    body = [[model, *(f"{100 * motion[k]:.1f}" for k in ("motion_precision", "motion_recall", "motion_f1")),
+             f"{motion['ate']:.3f}", f"{motion['ate_zero_motion']:.3f}"]]
+    headers = ("Model", "motion precision (↑)", "motion recall (↑)", "motion F1 (↑)", "ATE (↓)", "ATE zero motion")
+    return _render(headers, body, 1, markdown)
+
+
 def format_steering_table(rows: Sequence[SteeringRow], markdown: bool = False) -> str:
     """Table IV: ``Model | Training error | Test error`` as mean ± std over the folds."""
     body = [[r.model, "—" if r.train is None else str(r.train), str(r.test)] for r in rows]

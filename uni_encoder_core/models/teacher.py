@@ -43,6 +43,10 @@ class Teacher(MultiTaskModel):
         """Two RGB ``Bx3xHxW`` images in [0, 1] -> the normalised pair stacked on the channel axis ``Bx6xHxW``."""
         return torch.cat([self.normalise(images_src), self.normalise(images_tgt)], dim=1)
 
+    def pair_input(self, image: torch.Tensor, feats: list[torch.Tensor]) -> torch.Tensor:
+        """What the pose and motion heads take for one frame: the RGB image (their own pair encoders read it)."""
+        return image
+
     def predict_pose(
         self, images_src: torch.Tensor, images_tgt: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -158,6 +158,10 @@ class UniEncoder(MultiTaskModel):
         self.segmentation = SegmentationHead(channels, cfg.segmentation)
         self.steering = SteeringHead(channels[-1], cfg.steering)
 
+    def pair_input(self, image: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """What the pose and motion heads take for one frame: its encoder features (the image is not needed)."""
+        return feats
+
     def encode_many(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Several same-sized image batches in one encoder pass -> their feature lists, in order."""
         feats = [f.split([b.shape[0] for b in images]) for f in self.encode(torch.cat(images))]

@@ -24,14 +24,23 @@ if compgen -G "runs/synthetic/*/final.pt" > /dev/null || compgen -G "runs/synthe
 fi
 mkdir -p "$OUT"
 start=$(date +%s)
-trap 'kill $(jobs -p) 2> /dev/null' EXIT  # a failed stage also stops the teacher training beside it
+teacher=""
+stop_all() {  # a failed stage or a signal stops every training this script started, the teacher's included
+    [ -z "$teacher" ] || pkill -P "$teacher" 2> /dev/null || true  # the teacher's running stage (python)
+    pkill -P $$ 2> /dev/null || true  # the teacher's subshell and a running student stage
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 stage() {  # train one stage, log it, and write its validation curve (the steering stage has folds, not a curve)
     local extra=("${steps[@]}")
     [ "$1" = steering_cv ] && extra=()
     echo "== $1 ($(date -u +%H:%M:%S))"
+    # in the background and waited for, so that a signal reaches this script's trap at once
     "$PY" -m uni_encoder_core.cli train --config "training/configs/synthetic/$1.yaml" --no-progress "${extra[@]}" \
-        > "$OUT/$1.log" 2>&1 || { echo "$1 failed: $OUT/$1.log"; tail -5 "$OUT/$1.log"; return 1; }
+        > "$OUT/$1.log" 2>&1 &
+    wait $! || { echo "$1 failed: $OUT/$1.log"; tail -5 "$OUT/$1.log"; return 1; }
     [ "$1" = steering_cv ] || "$PY" training/curves.py "runs/synthetic/$1" > "$OUT/curve_$1.md"
     echo "== $1 done ($(date -u +%H:%M:%S))"
 }
